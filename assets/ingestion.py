@@ -1,0 +1,89 @@
+"""Raw files in, typed rows out: raw (exactly as arrived), validated and quarantined tables."""
+
+import hashlib
+
+import dagster as dg
+import polars as pl
+
+from assets.common import (OWNERS, daily_partitions, raw_blob_key, raw_pointer_key, table_key,
+                           table_metadata)
+from ml.contract import count_rows, split_rows
+from ml.spec import UseCaseSpec
+from resources.sources import RentalSource
+from resources.storage import Storage
+
+
+def read_raw(spec: UseCaseSpec, storage: Storage, day: str) -> tuple[dict, bytes]:
+    pointer = storage.read_json(raw_pointer_key(spec, day))
+    return pointer, storage.read_bytes(pointer["key"])
+
+
+def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
+    partitions = daily_partitions(spec)
+    raw_key, validated_key, quarantined_key = (f"{stage}_{spec.name}" for stage in ("raw", "validated", "quarantined"))
+
+    @dg.asset(
+        name=raw_key,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        owners=[OWNERS["data"]],
+        group_name="ingestion",
+        kinds={"csv"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    )
+    def raw(context: dg.AssetExecutionContext, source: RentalSource, storage: Storage) -> dg.MaterializeResult:
+        """The day's file byte for byte, content-addressed, so a later correction never overwrites history."""
+        total_rows = total_bytes = 0
+        files = []
+        for day in context.partition_keys:
+            f = source.fetch(spec, day)
+            sha = hashlib.sha256(f.content).hexdigest()
+            key = raw_blob_key(spec, day, sha)
+            if not storage.exists(key):
+                storage.write_bytes(key, f.content)
+            rows = count_rows(f.content)
+            storage.write_json(raw_pointer_key(spec, day),
+                               {"key": key, "file": f.name, "sha256": sha, "bytes": len(f.content), "rows": rows})
+            total_rows += rows
+            total_bytes += len(f.content)
+            files.append({"day": day, "file": f.name, "sha256": sha[:16], "bytes": len(f.content), "rows": rows})
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": total_rows,
+            "bytes": total_bytes,
+            "files": table_metadata(pl.DataFrame(files))["preview"],
+            "sha256": files[0]["sha256"] if len(files) == 1 else f"{len(files)} files",
+            "uri": storage.uri(raw_pointer_key(spec, context.partition_keys[0])),
+        })
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(validated_key, deps=[raw_key], owners=[OWNERS["data"]], group_name="ingestion",
+                         kinds={"parquet"}, description="Typed, de-duplicated rows that pass the contract."),
+            dg.AssetSpec(quarantined_key, deps=[raw_key], owners=[OWNERS["data"]], group_name="ingestion",
+                         kinds={"parquet"}, description="Every row that broke a rule, as it arrived, with the rules."),
+        ],
+        name=f"contract_split_{spec.name}",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def split(context: dg.AssetExecutionContext, storage: Storage):
+        """Each raw row goes to exactly one of validated or quarantined; a schema break raises."""
+        validated, quarantined = [], []
+        for day in context.partition_keys:
+            pointer, content = read_raw(spec, storage, day)
+            result = split_rows(spec, content, pointer["file"], partition_day=day)
+            storage.write_parquet(table_key(spec, "validated", day), result.validated)
+            storage.write_parquet(table_key(spec, "quarantined", day), result.quarantined)
+            validated.append(result.validated)
+            quarantined.append(result.quarantined)
+            if result.quarantined.height:
+                context.log.warning(f"{day}: {result.quarantined.height} of {result.raw_rows} rows quarantined")
+        good, bad = pl.concat(validated), pl.concat(quarantined)
+        reasons = (bad.select(pl.col("reason").str.extract_all(r"\[([a-z_.]+)\]").alias("rule")).explode("rule")
+                   .group_by("rule").len().sort("len", descending=True))
+        yield dg.MaterializeResult(asset_key=validated_key, metadata=table_metadata(good))
+        yield dg.MaterializeResult(asset_key=quarantined_key, metadata={
+            **table_metadata(bad), "rules_broken": table_metadata(reasons)["preview"],
+        })
+
+    return [raw, split]

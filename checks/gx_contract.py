@@ -1,0 +1,97 @@
+"""The row-level contract of validated data as a Great Expectations 1.x suite, derived from the spec.
+
+GX is imported lazily: it costs seconds to import, and only validation needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+import polars as pl
+
+from ml.spec import UseCaseSpec
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str
+    column: str
+    success: bool
+    unexpected: int
+
+
+@dataclass(frozen=True)
+class ContractOutcome:
+    success: bool
+    rows: int
+    outcomes: list[ExpectationOutcome]
+
+    @property
+    def failures(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def to_markdown(self) -> str:
+        lines = ["| expectation | column | unexpected | ok |", "| --- | --- | ---: | :---: |"]
+        lines += [f"| {o.expectation} | {o.column} | {o.unexpected} | {'✅' if o.success else '❌'} |" for o in self.outcomes]
+        return "\n".join(lines)
+
+
+def _sum_column(rule) -> str:
+    return "__sum_" + "_".join(rule.parts)
+
+
+def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date | None = None):
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name=f"{spec.name}_validated")
+    suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=list(spec.column_names), exact_match=False))
+    for c in spec.columns:
+        if not c.nullable:
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=c.name))
+        if c.allowed is not None:
+            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=list(c.allowed)))
+        elif c.min is not None or c.max is not None:
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=c.min, max_value=c.max))
+    if first_day and last_day:
+        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
+            column=spec.event_date,
+            min_value=datetime.combine(first_day, time()), max_value=datetime.combine(last_day, time())))
+    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
+    for rule in spec.sum_rules:
+        suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=rule.total, column_B=_sum_column(rule)))
+    return suite
+
+
+def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = None,
+             last_day: date | None = None) -> ContractOutcome:
+    """Run the suite on a validated frame; every expectation must hold for 100% of rows."""
+    import great_expectations as gx
+
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    frame = frame.with_columns(
+        [pl.sum_horizontal(r.parts).alias(_sum_column(r)) for r in spec.sum_rules]
+        + [pl.col(spec.event_date).cast(pl.Datetime("us"))]
+    )
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas(spec.name)
+        .add_dataframe_asset("validated")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame.to_pandas()})
+    )
+    result = batch.validate(build_suite(spec, first_day, last_day))
+    outcomes = []
+    for r in result.results:
+        kwargs = r.expectation_config.kwargs
+        column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or kwargs.get("column_A", "")
+        outcomes.append(ExpectationOutcome(
+            expectation=r.expectation_config.type,
+            column=column,
+            success=bool(r.success),
+            unexpected=int(r.result.get("unexpected_count") or 0),
+        ))
+    return ContractOutcome(success=bool(result.success), rows=frame.height, outcomes=outcomes)

@@ -1,0 +1,1 @@
+"""Dagster-free logic of the ML system: specs, contracts, features, models, drift."""

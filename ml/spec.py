@@ -1,0 +1,86 @@
+"""The use-case spec: the single place that describes a data set.
+
+Contracts, features, slices and partitioning are derived from a `UseCaseSpec`; adding a use case
+means writing a new spec, not copying the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the raw file and the rules every valid value obeys."""
+
+    name: str
+    dtype: str  # "int", "float", "date"
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[int, ...] | None = None
+    nullable: bool = False
+    categorical: bool = False  # compared by frequencies (chi-squared), not by distribution
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.dtype in ("int", "float")
+
+
+@dataclass(frozen=True)
+class SumRule:
+    """`total == sum(parts)` on every row (e.g. cnt == casual + registered)."""
+
+    total: str
+    parts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.total} == {' + '.join(self.parts)}"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A named segment of rows on which model quality is reported and gated."""
+
+    name: str
+    column: str
+    bins: tuple[float, ...] | None = None  # right-open bin edges; None means one slice per value
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class UseCaseSpec:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    target: str
+    leakage: tuple[str, ...]
+    event_date: str
+    partition_start: date
+    partition_end: date
+    sum_rules: tuple[SumRule, ...] = ()
+    ignored: tuple[str, ...] = ()  # carried through, never a feature (row ids)
+    slices: tuple[Slice, ...] = ()
+    expected_rows_per_partition: int = 24
+    file_pattern: str = "{name}_{day}.csv"
+    extra: dict = field(default_factory=dict)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name}: no column {name!r}")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def input_columns(self) -> tuple[Column, ...]:
+        """Columns a model may see: everything but the target, leakage, ids and the event date."""
+        banned = {self.target, self.event_date, *self.leakage, *self.ignored}
+        return tuple(c for c in self.columns if c.name not in banned)
+
+    def file_name(self, day: str) -> str:
+        return self.file_pattern.format(name=self.name, day=day)

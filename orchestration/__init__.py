@@ -1,0 +1,1 @@
+"""Definitions, jobs, schedules and sensors: the only layer that knows about all the others."""

@@ -1,0 +1,143 @@
+"""Object storage behind one interface: a local folder (default) or S3 through boto3.
+
+Writes are atomic: a local write goes to a temporary name in the same folder and is renamed; an
+S3 write is a single PUT, which S3 makes visible all at once. A killed run leaves no half file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from pydantic import PrivateAttr
+
+
+class Storage(dg.ConfigurableResource):
+    """Keys are '/'-separated paths relative to the store's root."""
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        raise NotImplementedError
+
+    def write_parquet(self, key: str, frame: pl.DataFrame) -> str:
+        buf = io.BytesIO()
+        frame.write_parquet(buf)
+        return self.write_bytes(key, buf.getvalue())
+
+    def read_parquet(self, key: str) -> pl.DataFrame:
+        return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
+
+    def write_json(self, key: str, value: dict) -> str:
+        return self.write_bytes(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    def read_json(self, key: str) -> dict:
+        return json.loads(self.read_bytes(key))
+
+
+class LocalStorage(Storage):
+    root: str = "var/lake"
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = Path(self.root)
+        start = self._path(prefix)
+        folder = start if start.is_dir() else start.parent
+        if not folder.exists():
+            return []
+        keys = (p.relative_to(base).as_posix() for p in folder.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key).resolve())
+
+
+class S3Storage(Storage):
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region_name: str = "us-east-1"
+    _client: object = PrivateAttr(default=None)
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def list_keys(self, prefix: str) -> list[str]:
+        strip = len(self._key(""))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+        return sorted(o["Key"][strip:] for page in pages for o in page.get("Contents", []))
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def storage_from_url(url: str, endpoint_url: str | None = None) -> Storage:
+    """`s3://bucket/prefix` gives S3Storage; anything else is a local folder."""
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        return S3Storage(bucket=bucket, prefix=prefix, endpoint_url=endpoint_url)
+    return LocalStorage(root=url)
