@@ -21,6 +21,7 @@ class Column:
     allowed: tuple[int, ...] | None = None
     nullable: bool = False
     categorical: bool = False  # compared by frequencies (chi-squared), not by distribution
+    period: int | None = None  # cyclic (hour of day, month): encoded as sin/cos so 23h is near 0h
 
     @property
     def is_numeric(self) -> bool:

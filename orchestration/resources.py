@@ -1,7 +1,5 @@
 """Resources chosen by environment variables, never by code edits; embedded defaults need no service."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg
@@ -11,15 +9,14 @@ from resources.storage import LocalStorage, S3Storage
 
 
 def build_resources() -> dict:
+    endpoint = os.getenv("AWS_ENDPOINT_URL")
     storage = (
-        S3Storage(bucket=dg.EnvVar("LAKE_S3_BUCKET"), prefix=os.getenv("LAKE_S3_PREFIX", "lake"),
-                  endpoint_url=os.getenv("AWS_ENDPOINT_URL"))
+        S3Storage(bucket=dg.EnvVar("LAKE_S3_BUCKET"), prefix=os.getenv("LAKE_S3_PREFIX", "lake"), endpoint_url=endpoint)
         if os.getenv("LAKE_S3_BUCKET")
         else LocalStorage(root=os.getenv("LAKE_ROOT", "var/lake"))
     )
-    source = (
-        LandingSource(url=dg.EnvVar("LANDING_URL"), endpoint_url=os.getenv("AWS_ENDPOINT_URL"))
-        if os.getenv("LANDING_URL")
-        else ReplaySource(csv_path=os.getenv("REPLAY_CSV", "data/bike_sharing_hourly.csv"))
-    )
-    return {"storage": storage, "source": source}
+    landing = LandingSource(url=os.getenv("LANDING_URL", "var/landing"), endpoint_url=endpoint)
+    # RENTALS_SOURCE=landing ingests arriving files; the default replays the shipped history.
+    source = landing if os.getenv("RENTALS_SOURCE") == "landing" else ReplaySource(
+        csv_path=os.getenv("REPLAY_CSV", "data/bike_sharing_hourly.csv"))
+    return {"storage": storage, "source": source, "landing": landing}

@@ -65,6 +65,10 @@ class LandingSource(RentalSource):
 
     def landed(self, spec: UseCaseSpec) -> list[str]:
         """File names present now; the sensor maps them to partitions."""
-        prefix = spec.file_name("")
-        prefix = prefix[: prefix.index(".")] if "." in prefix else prefix
-        return [k for k in storage_from_url(self.url, self.endpoint_url).list_keys("") if k.startswith(prefix)]
+        return storage_from_url(self.url, self.endpoint_url).list_keys(f"{spec.name}_")
+
+    def version(self, name: str) -> str:
+        """Changes when the file's content changes (content hash), so a corrected file is re-ingested."""
+        import hashlib
+
+        return hashlib.sha256(storage_from_url(self.url, self.endpoint_url).read_bytes(name)).hexdigest()[:16]

@@ -1,0 +1,27 @@
+# Two commands matter: `make demo` (the lifecycle on the embedded default) and `make test`.
+# Both build .venv from the lock file the first time.
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/var/dagster_home
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m orchestration.demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+ui: $(BIN)/.installed
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+.PHONY: install demo test ui
