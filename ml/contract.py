@@ -95,6 +95,10 @@ def _header(lines: pl.DataFrame) -> list[str]:
 def schema_violations(spec: UseCaseSpec, content: bytes, file: str) -> list[Violation]:
     """File-level rules: not empty, comma-delimited, exactly the spec's columns, parseable types."""
     lines = read_lines(content)
+    return _header_violations(spec, lines, file) or _type_violations(spec, _parsed(spec, lines), file)
+
+
+def _header_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> list[Violation]:
     if lines.height == 0:
         return [Violation(file, None, "file.not_empty", "the file has no header and no rows")]
     header = _header(lines)
@@ -113,108 +117,124 @@ def schema_violations(spec: UseCaseSpec, content: bytes, file: str) -> list[Viol
     ]
     if len(set(header)) != len(header):
         out.append(Violation(file, None, "schema.unique_columns", f"duplicate column names in {header}"))
-    if out:
-        return out
-    cells = _cells(lines.slice(1), header)
-    for col in spec.columns:
-        values = cells[col.name].drop_nulls()
-        values = values.filter(values != "")
-        if values.len() == 0:
-            continue
-        parsed = _parse(pl.col(col.name), col)
-        share = cells.select(parsed.is_not_null().sum()).item() / values.len()
-        if share < MIN_PARSEABLE_SHARE:
-            example = values[0]
-            out.append(Violation(
-                file, col.name, f"type.{col.dtype}",
-                f"only {share:.0%} of values parse as {col.dtype} (e.g. {example!r})",
-            ))
     return out
 
 
-def _cells(rows: pl.DataFrame, header: list[str]) -> pl.DataFrame:
-    """Split text lines into string columns by position, plus the field count of each line."""
+def _typed(name: str) -> str:
+    return f"{name}__typed"
+
+
+def _parsed(spec: UseCaseSpec, lines: pl.DataFrame) -> pl.DataFrame:
+    """Data lines split into text cells (by header position), their field count and typed values."""
+    header = _header(lines)
     n = len(header)
-    return rows.with_columns(
+    cells = lines.slice(1).with_columns(
         pl.col(_LINE).str.count_matches(DELIMITER, literal=True).add(1).alias("_fields"),
         pl.col(_LINE).str.split_exact(DELIMITER, n - 1).struct.rename_fields(header).alias("_s"),
-    ).unnest("_s").with_columns(pl.col(header).str.strip_chars())
+    ).unnest("_s")
+    if cells[_LINE].str.contains(r"\s").any():  # padding is rare: strip only when a line has some
+        cells = cells.with_columns(pl.col(header).str.strip_chars())
+    parsed = cells.with_columns(_parse(pl.col(c.name), c).alias(_typed(c.name)) for c in spec.columns)
+    # Fast pass first; integers written as floats ("3.0") get the slower lenient parse, per column.
+    lenient = [c for c in spec.columns if c.dtype == "int" and parsed.select(_unparsed(c).any()).item()]
+    return parsed.with_columns(_parse_int_lenient(pl.col(c.name)).alias(_typed(c.name)) for c in lenient)
+
+
+def _unparsed(c: Column) -> pl.Expr:
+    return pl.col(_typed(c.name)).is_null() & pl.col(c.name).is_not_null() & (pl.col(c.name) != "")
+
+
+def _type_violations(spec: UseCaseSpec, parsed: pl.DataFrame, file: str) -> list[Violation]:
+    """A column where most values do not parse has the wrong type: a schema break, not bad rows."""
+    present = [(pl.col(c.name).is_not_null() & (pl.col(c.name) != "")).sum().alias(c.name) for c in spec.columns]
+    failed = [_unparsed(c).sum().alias(c.name) for c in spec.columns]
+    counts = parsed.select(present).row(0, named=True)
+    failures = parsed.select(failed).row(0, named=True)
+    out = []
+    for c in spec.columns:
+        if counts[c.name] and 1 - failures[c.name] / counts[c.name] < MIN_PARSEABLE_SHARE:
+            share = 1 - failures[c.name] / counts[c.name]
+            example = parsed.filter(_unparsed(c))[c.name][0]
+            out.append(Violation(file, c.name, f"type.{c.dtype}",
+                                 f"only {share:.0%} of values parse as {c.dtype} (e.g. {example!r})"))
+    return out
 
 
 def _parse(expr: pl.Expr, col: Column) -> pl.Expr:
     if col.dtype == "date":
         return expr.str.to_date("%Y-%m-%d", strict=False)
-    if col.dtype == "int":
-        # "3.0" is an int written as a float; "3.5" is not an int.
-        as_float = expr.cast(pl.Float64, strict=False)
-        return pl.when(as_float == as_float.floor()).then(as_float).cast(pl.Int64, strict=False)
-    return expr.cast(pl.Float64, strict=False)
+    return expr.cast(_DTYPES[col.dtype], strict=False)
 
 
-def _reason(condition: pl.Expr, text: pl.Expr | str) -> pl.Expr:
-    text = pl.lit(text) if isinstance(text, str) else text
-    return pl.when(condition).then(text).otherwise(None)
+def _parse_int_lenient(expr: pl.Expr) -> pl.Expr:
+    """"3.0" is an int written as a float; "3.5" is not an int."""
+    as_float = expr.cast(pl.Float64, strict=False)
+    return pl.when(as_float == as_float.floor()).then(as_float).cast(pl.Int64, strict=False)
 
 
-def _column_reasons(col: Column, raw: pl.Expr, typed: pl.Expr) -> list[pl.Expr]:
-    name = col.name
-    missing = raw.is_null() | (raw == "")
-    reasons = [
-        _reason(missing & ~pl.lit(col.nullable), f"{name}: missing value [not_null]"),
-        _reason(~missing & typed.is_null(),
-                pl.format(f"{name}: '{{}}' is not a {col.dtype} [type.{col.dtype}]", raw)),
-    ]
-    if col.dtype == "float":
-        reasons.append(_reason(typed.is_nan() | typed.is_infinite(),
-                               pl.format(f"{name}: {{}} is not finite [finite]", raw)))
-    if col.min is not None:
-        reasons.append(_reason(typed < col.min, pl.format(f"{name}: {{}} below minimum {col.min:g} [range.min]", raw)))
-    if col.max is not None:
-        reasons.append(_reason(typed > col.max, pl.format(f"{name}: {{}} above maximum {col.max:g} [range.max]", raw)))
-    if col.allowed is not None:
-        reasons.append(_reason(typed.is_not_null() & ~typed.is_in(list(col.allowed)),
-                               pl.format(f"{name}: {{}} not in {list(col.allowed)} [allowed_values]", raw)))
-    return reasons
+def _row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(broken?, reason) for every row rule. Reasons are only rendered for broken rows."""
+    rules: list[tuple[pl.Expr, pl.Expr]] = []
+    for c in spec.columns:
+        raw, typed, name = pl.col(c.name), pl.col(_typed(c.name)), c.name
+        missing = raw.is_null() | (raw == "")
+        if not c.nullable:
+            rules.append((missing, pl.lit(f"{name}: missing value [not_null]")))
+        rules.append((~missing & typed.is_null(), pl.format(f"{name}: '{{}}' is not a {c.dtype} [type.{c.dtype}]", raw)))
+        if c.dtype == "float":
+            rules.append((typed.is_nan() | typed.is_infinite(), pl.format(f"{name}: {{}} is not finite [finite]", raw)))
+        if c.min is not None:
+            rules.append((typed < c.min, pl.format(f"{name}: {{}} below minimum {c.min:g} [range.min]", raw)))
+        if c.max is not None:
+            rules.append((typed > c.max, pl.format(f"{name}: {{}} above maximum {c.max:g} [range.max]", raw)))
+        if c.allowed is not None:
+            rules.append((typed.is_not_null() & ~typed.is_in(list(c.allowed)),
+                          pl.format(f"{name}: {{}} not in {list(c.allowed)} [allowed_values]", raw)))
+    for rule in spec.sum_rules:
+        parts = pl.sum_horizontal([pl.col(_typed(p)) for p in rule.parts])
+        rules.append((pl.col(_typed(rule.total)) != parts, pl.lit(f"{rule.name} does not hold [sum_rule]")))
+    if partition_day is not None:
+        event = pl.col(_typed(spec.event_date))
+        rules.append((event != pl.lit(partition_day).str.to_date(),
+                      pl.format(f"{spec.event_date}: {{}} outside partition {partition_day} [partition]", event)))
+    return [(broken.fill_null(False), reason) for broken, reason in rules]
 
 
 def split_rows(spec: UseCaseSpec, content: bytes, file: str, partition_day: str | None = None) -> SplitResult:
     """Send every data row of a file to `validated` or `quarantined`; raise on a schema break."""
-    violations = schema_violations(spec, content, file)
+    return split_lines(spec, read_lines(content), file, partition_day)
+
+
+def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day: str | None = None) -> SplitResult:
+    """`split_rows` on lines already read by `read_lines` (the file is parsed once)."""
+    violations = _header_violations(spec, lines, file)
+    parsed = None if violations else _parsed(spec, lines)
+    violations = violations or _type_violations(spec, parsed, file)
     if violations:
         raise ContractViolation(violations)
-    lines = read_lines(content)
-    header = _header(lines)
-    rows = _cells(lines.slice(1), header)
-    n = len(header)
-    typed = {c.name: _parse(pl.col(c.name), c).alias(c.name) for c in spec.columns}
-    reasons = []
-    for c in spec.columns:
-        reasons += _column_reasons(c, pl.col(c.name), typed[c.name])
-    for rule in spec.sum_rules:
-        parts = sum((typed[p] for p in rule.parts[1:]), typed[rule.parts[0]])
-        reasons.append(_reason(typed[rule.total] != parts, f"{rule.name} does not hold [sum_rule]"))
-    if partition_day is not None:
-        reasons.append(_reason(typed[spec.event_date] != pl.lit(partition_day).str.to_date(),
-                               pl.format(f"{spec.event_date}: {{}} outside partition {partition_day} [partition]",
-                                         pl.col(spec.event_date))))
-    # A line with the wrong number of fields has one reason; its cells are not where we expect.
-    checked = rows.with_columns(
-        pl.when(pl.col("_fields") != n)
+    n = len(spec.columns)
+    rules = _row_rules(spec, partition_day)
+    # Phase 1, every row: cheap boolean flags. Among rows that break nothing, the first occurrence
+    # of a key wins; bad rows never claim a key, so a malformed first copy cannot push a good
+    # second copy into quarantine.
+    wrong_width = pl.col("_fields") != n
+    flagged = parsed.with_columns(
+        pl.any_horizontal(wrong_width, *(broken for broken, _ in rules)).alias("_bad"),
+    ).with_columns(
+        (~pl.col("_bad") & ~pl.when(~pl.col("_bad")).then(pl.struct([_typed(k) for k in spec.key]))
+         .is_first_distinct()).alias("_duplicate")
+    )
+    validated = flagged.filter(~pl.col("_bad") & ~pl.col("_duplicate")).select(
+        pl.col(_typed(c.name)).alias(c.name) for c in spec.columns)
+    # Phase 2, bad rows only: render every broken rule as text. A line with the wrong number of
+    # fields has that one reason: its cells are not where the header says.
+    reason = (
+        pl.when(wrong_width)
         .then(pl.format(f"line has {{}} fields, expected {n} [field_count]", pl.col("_fields")))
-        .otherwise(pl.concat_str(reasons, separator="; ", ignore_nulls=True))
-        .alias("reason"),
-        *typed.values(),
+        .when(pl.col("_duplicate")).then(pl.lit(f"duplicate key {spec.key} [unique_key]"))
+        .otherwise(pl.concat_str([pl.when(b).then(r) for b, r in rules], separator="; ", ignore_nulls=True))
     )
-    # Among rows that pass every other rule, the first occurrence of a key wins; bad rows never
-    # claim a key, so a malformed first copy cannot push a good second copy into quarantine.
-    good = pl.col("reason") == ""
-    first = pl.int_range(pl.len()).over(good, *spec.key) == 0
-    checked = checked.with_columns(
-        pl.when(good & ~first).then(pl.lit(f"duplicate key {spec.key} [unique_key]"))
-        .otherwise(pl.col("reason")).alias("reason")
-    )
-    validated = checked.filter(pl.col("reason") == "").select(spec.column_names)
-    quarantined = checked.filter(pl.col("reason") != "").select(
-        pl.lit(file).alias("file"), "line_number", pl.col(_LINE).alias("raw_line"), "reason"
-    )
-    return SplitResult(validated=validated, quarantined=quarantined, raw_rows=rows.height)
+    # rechunk: polars 2.1 panics ("i < self.len()") rendering format strings over a multi-chunk filter.
+    quarantined = flagged.filter(pl.col("_bad") | pl.col("_duplicate")).rechunk().select(
+        pl.lit(file).alias("file"), "line_number", pl.col(_LINE).alias("raw_line"), reason.alias("reason"))
+    return SplitResult(validated=validated, quarantined=quarantined, raw_rows=parsed.height)

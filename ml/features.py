@@ -51,3 +51,47 @@ def leakage_in_features(spec: UseCaseSpec) -> list[str]:
     """Feature names that are, or are derived from, the target or a leakage column. Must be empty."""
     banned = {spec.target, *spec.leakage}
     return [f for f in feature_names(spec) if f in banned or f.split("_")[0] in banned]
+
+
+def feature_ranges(spec: UseCaseSpec) -> dict[str, tuple[float, float]]:
+    """The range every feature must stay in, derived from the spec's column rules."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for c in spec.input_columns:
+        values = c.allowed or ()
+        lo = c.min if c.min is not None else (min(values) if values else float("-inf"))
+        hi = c.max if c.max is not None else (max(values) if values else float("inf"))
+        ranges[c.name] = (lo, hi)
+        if c.period:
+            ranges[f"{c.name}_sin"] = ranges[f"{c.name}_cos"] = (-1.0, 1.0)
+        if c.categorical and c.allowed and len(c.allowed) > 2:
+            ranges.update({f"{c.name}_{v}": (0.0, 1.0) for v in c.allowed})
+    return ranges
+
+
+def feature_contract_violations(spec: UseCaseSpec, features: pl.DataFrame) -> list[str]:
+    """Leakage, missing features, nulls and out-of-range values; an empty list means the contract holds."""
+    out = [f"leakage: {name} is derived from the target or a leakage column" for name in leakage_in_features(spec)]
+    out += [f"leakage: column {c} present in the feature table" for c in spec.leakage if c in features.columns]
+    missing = [f for f in feature_names(spec) if f not in features.columns]
+    out += [f"missing feature {f}" for f in missing]
+    eps = 1e-6
+    for name, (lo, hi) in feature_ranges(spec).items():
+        if name in missing:
+            continue
+        col = features[name]
+        if col.null_count() or col.is_nan().any():
+            out.append(f"{name}: {col.null_count() + int(col.is_nan().sum())} null/NaN values")
+        elif features.height and (col.min() < lo - eps or col.max() > hi + eps):
+            out.append(f"{name}: values in [{col.min()}, {col.max()}] outside [{lo}, {hi}]")
+    return out
+
+
+def skew(training: pl.DataFrame, scoring: pl.DataFrame, spec: UseCaseSpec) -> dict[str, float]:
+    """Max absolute difference per feature between two feature tables of the same rows (0 = no skew)."""
+    if training.height != scoring.height:
+        return {"__rows__": float(abs(training.height - scoring.height))}
+    joined = training.join(scoring, on=list(spec.key), how="left", suffix="__s")
+    return {
+        f: float(joined.select((pl.col(f) - pl.col(f"{f}__s")).abs().fill_null(float("inf")).max()).item() or 0.0)
+        for f in feature_names(spec)
+    }

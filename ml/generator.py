@@ -51,7 +51,9 @@ def load_reference(spec: UseCaseSpec, path: Path = SHIPPED_CSV) -> Reference:
 
 def _typed(spec: UseCaseSpec, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
-        pl.col(c.name).str.to_date(_DATE_FORMAT) if c.dtype == "date" else pl.col(c.name).cast(_POLARS_TYPES[c.dtype])
+        pl.col(c.name).str.to_date(_DATE_FORMAT)
+        if c.dtype == "date"
+        else pl.col(c.name).cast(_POLARS_TYPES[c.dtype])
         for c in spec.columns
     )
 
@@ -128,7 +130,7 @@ def generate_rentals(
     shift = covariate_shift or {}
     shiftable = {c.name for c in spec.input_columns} - set(spec.key)
     if unknown := set(shift) - shiftable:
-        raise ValueError(f"covariate_shift only applies to {sorted(shiftable)}, got {sorted(unknown)}")
+        raise ValueError(f"covariate_shift applies to {sorted(shiftable)}, not {sorted(unknown)}")
 
     columns: dict[str, np.ndarray | pl.Series] = {}
     for col in spec.columns:
@@ -138,7 +140,8 @@ def generate_rentals(
             columns[col.name] = np.arange(1, n_rows + 1)
         else:
             values = ref.frame[col.name].to_numpy()[idx]
-            columns[col.name] = _perturb(spec, ref, col, values, shift.get(col.name), label_shift, noise, rng)
+            delta = shift.get(col.name)
+            columns[col.name] = _perturb(spec, ref, col, values, delta, label_shift, noise, rng)
     frame = pl.DataFrame(columns)
     for rule in spec.sum_rules:
         frame = frame.with_columns(pl.sum_horizontal(rule.parts).alias(rule.total))
@@ -167,17 +170,22 @@ def _perturb(spec: UseCaseSpec, ref: Reference, col: Column, values: np.ndarray,
     return np.round(values, ref.decimals[col.name]) if col.dtype == "float" else values
 
 
-def _blank(frame: pl.DataFrame, spec: UseCaseSpec, rate: float, rng: np.random.Generator) -> pl.DataFrame:
+def _blank(
+    frame: pl.DataFrame, spec: UseCaseSpec, rate: float, rng: np.random.Generator
+) -> pl.DataFrame:
     """Null out `rate` of the cells in every non-key input column, independently per cell."""
     targets = [c.name for c in spec.input_columns if c.name not in spec.key]
     return frame.with_columns(
-        pl.when(pl.lit(rng.random(frame.height, dtype=np.float32) < rate)).then(None).otherwise(pl.col(name)).alias(name)
+        pl.when(pl.lit(rng.random(frame.height, dtype=np.float32) < rate))
+        .then(None)
+        .otherwise(pl.col(name))
+        .alias(name)
         for name in targets
     )
 
 
 class CsvPayload(NamedTuple):
-    """CSV bytes plus how many rows of each kind were corrupted on purpose (the validator's answer key)."""
+    """CSV bytes plus how many rows of each fault kind were injected: the validator's answer key."""
 
     data: bytes
     malformed: dict[str, int]
@@ -190,8 +198,10 @@ class CsvPayload(NamedTuple):
 MALFORMED_KINDS = ("non_numeric", "below_min", "broken_sum", "truncated")
 
 
-def to_csv_bytes(spec: UseCaseSpec, frame: pl.DataFrame, *, malformed_rate: float = 0.0, seed: int = 0) -> CsvPayload:
-    """Write `frame` like the shipped file (same header, dates, float text, "\n" endings, nulls empty).
+def to_csv_bytes(
+    spec: UseCaseSpec, frame: pl.DataFrame, *, malformed_rate: float = 0.0, seed: int = 0
+) -> CsvPayload:
+    """Write `frame` like the shipped file: same header, ISO dates, float text, LF endings; nulls empty.
 
     `round(malformed_rate * height)` distinct rows are corrupted, one fault each, kinds drawn at
     random: a non-numeric token in a numeric column, a value below its column minimum, a sum-rule
@@ -216,7 +226,8 @@ def to_csv_bytes(spec: UseCaseSpec, frame: pl.DataFrame, *, malformed_rate: floa
     corrupt(rows[kind_of_row == kinds.index("below_min")], bounded,
             lambda col, where: _as_text(col, pl.Series([col.min - 1] * where.size)))
     if spec.sum_rules:
-        corrupt(rows[kind_of_row == kinds.index("broken_sum")], [spec.column(r.total) for r in spec.sum_rules],
+        totals = [spec.column(r.total) for r in spec.sum_rules]
+        corrupt(rows[kind_of_row == kinds.index("broken_sum")], totals,
                 lambda col, where: _as_text(col, frame[col.name].gather(where) + 1))
     truncated = np.zeros(frame.height, dtype=bool)
     truncated[rows[kind_of_row == kinds.index("truncated")]] = True
@@ -230,7 +241,8 @@ def to_csv_bytes(spec: UseCaseSpec, frame: pl.DataFrame, *, malformed_rate: floa
     )
     buffer = io.BytesIO()
     lines.write_csv(buffer, quote_style="never")
-    return CsvPayload(buffer.getvalue(), {k: int((kind_of_row == i).sum()) for i, k in enumerate(kinds)})
+    counts = {k: int((kind_of_row == i).sum()) for i, k in enumerate(kinds)}
+    return CsvPayload(buffer.getvalue(), counts)
 
 
 def _as_text(col: Column, values: pl.Series) -> pl.Series:

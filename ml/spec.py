@@ -65,7 +65,12 @@ class UseCaseSpec:
     slices: tuple[Slice, ...] = ()
     expected_rows_per_partition: int = 24
     file_pattern: str = "{name}_{day}.csv"
+    entity: str = ""  # singular name for asset keys ("rental_features"); defaults to `name`
     extra: dict = field(default_factory=dict)
+
+    def asset(self, what: str) -> str:
+        """Asset key of a stage of this use case: `rental_features`, `rental_drift_report`, ..."""
+        return f"{self.entity or self.name}_{what}"
 
     def column(self, name: str) -> Column:
         for c in self.columns:

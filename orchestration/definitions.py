@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from assets.common import daily_partitions
+from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
+from checks.features import build_feature_checks
 from checks.ingestion import build_ingestion_checks
 from ml.spec import UseCaseSpec
 from ml.usecases import USE_CASES
@@ -19,8 +20,8 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         description="raw -> validated + quarantined for the selected days.",
     )
     return dg.Definitions(
-        assets=build_ingestion_assets(spec),
-        asset_checks=build_ingestion_checks(spec),
+        assets=[*build_ingestion_assets(spec), *build_feature_assets(spec)],
+        asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec)],
         jobs=[ingest],
         sensors=[build_landing_sensor(spec, ingest)],
     )

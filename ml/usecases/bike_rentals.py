@@ -8,6 +8,7 @@ _UNIT = dict(dtype="float", min=0.0, max=1.0)
 
 SPEC = UseCaseSpec(
     name="rentals",
+    entity="rental",
     columns=(
         Column("instant", "int", min=1),
         Column("dteday", "date"),

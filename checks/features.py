@@ -1,0 +1,44 @@
+"""Feature contract (blocking) and the training/serving skew check."""
+
+import dagster as dg
+import polars as pl
+
+from assets.common import daily_partitions, table_key
+from assets.features import load_days
+from ml.features import feature_contract_violations, skew
+from ml.scoring import scoring_features
+from ml.spec import UseCaseSpec
+from resources.storage import Storage
+
+
+def build_feature_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
+    features_key = spec.asset("features")
+    partitions = daily_partitions(spec)
+
+    @dg.asset_check(asset=features_key, name="feature_contract", blocking=True, partitions_def=partitions,
+                    description="No leakage column among inputs, every feature present, no nulls, values in range.")
+    def feature_contract(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
+        frame = load_days(spec, storage, "features", list(context.partition_keys))
+        problems = feature_contract_violations(spec, frame)
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description="; ".join(problems[:10]) or f"{frame.width} columns, {frame.height} rows within contract",
+            metadata={"problems": len(problems), "rows": frame.height},
+        )
+
+    @dg.asset_check(asset=features_key, name="training_serving_skew", partitions_def=partitions,
+                    description="Features recomputed through the scoring path equal the stored training features.")
+    def training_serving_skew(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
+        days = list(context.partition_keys)
+        stored = load_days(spec, storage, "features", days)
+        recomputed = pl.concat([scoring_features(spec, storage.read_parquet(table_key(spec, "validated", d)))
+                                for d in days])
+        diffs = skew(stored, recomputed, spec)
+        worst = max(diffs.items(), key=lambda kv: kv[1])
+        return dg.AssetCheckResult(
+            passed=worst[1] == 0.0,
+            description=f"max difference {worst[1]} on {worst[0]}",
+            metadata={"max_abs_difference": worst[1], "features_compared": len(diffs)},
+        )
+
+    return [feature_contract, training_serving_skew]
