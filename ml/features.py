@@ -21,7 +21,7 @@ def feature_expressions(spec: UseCaseSpec) -> list[pl.Expr]:
     exprs: list[pl.Expr] = []
     for c in spec.input_columns:
         value = pl.col(c.name).cast(pl.Float32)
-        exprs.append(value.alias(c.name))
+        exprs.append(pl.col(c.name))  # as typed; `feature_matrix` makes every feature float32
         if c.period:
             angle = value * (2 * math.pi / c.period)
             exprs += [angle.sin().alias(f"{c.name}_sin"), angle.cos().alias(f"{c.name}_cos")]
@@ -36,10 +36,10 @@ def feature_names(spec: UseCaseSpec) -> list[str]:
 
 def build_features(spec: UseCaseSpec, validated: pl.DataFrame) -> pl.DataFrame:
     """Key columns, then features, then the target when the frame has it (training) — same code for scoring."""
-    carried = [c for c in (*spec.key, spec.target) if c in validated.columns]
-    frame = validated.select(*[pl.col(c) for c in spec.key], *feature_expressions(spec),
-                             *[pl.col(c) for c in carried if c not in spec.key])
-    return frame
+    names = set(feature_names(spec))
+    keys = [c for c in spec.key if c not in names]
+    target = [spec.target] if spec.target in validated.columns else []
+    return validated.select(*keys, *feature_expressions(spec), *target)
 
 
 def feature_matrix(spec: UseCaseSpec, features: pl.DataFrame) -> np.ndarray:
@@ -90,8 +90,8 @@ def skew(training: pl.DataFrame, scoring: pl.DataFrame, spec: UseCaseSpec) -> di
     """Max absolute difference per feature between two feature tables of the same rows (0 = no skew)."""
     if training.height != scoring.height:
         return {"__rows__": float(abs(training.height - scoring.height))}
-    joined = training.join(scoring, on=list(spec.key), how="left", suffix="__s")
-    return {
-        f: float(joined.select((pl.col(f) - pl.col(f"{f}__s")).abs().fill_null(float("inf")).max()).item() or 0.0)
-        for f in feature_names(spec)
-    }
+    names = feature_names(spec)
+    a = training.sort(list(spec.key)).select(pl.col(names).cast(pl.Float64))
+    b = scoring.sort(list(spec.key)).select(pl.col(names).cast(pl.Float64))
+    diff = (a - b).select(pl.all().abs().fill_null(float("inf")).fill_nan(float("inf")).max())
+    return {f: float(diff[f][0] or 0.0) for f in names}

@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from resources.mlflow_tracking import MlflowResource
 from resources.sources import LandingSource, ReplaySource
 from resources.storage import LocalStorage, S3Storage
 
@@ -19,4 +20,8 @@ def build_resources() -> dict:
     # RENTALS_SOURCE=landing ingests arriving files; the default replays the shipped history.
     source = landing if os.getenv("RENTALS_SOURCE") == "landing" else ReplaySource(
         csv_path=os.getenv("REPLAY_CSV", "data/bike_sharing_hourly.csv"))
-    return {"storage": storage, "source": source, "landing": landing}
+    mlflow = MlflowResource(
+        tracking_uri=os.getenv("MLFLOW_TRACKING_URI", "sqlite:///var/mlflow/mlflow.db"),
+        artifact_root=os.getenv("MLFLOW_ARTIFACT_ROOT", "var/mlflow/artifacts"),
+    )
+    return {"storage": storage, "source": source, "landing": landing, "mlflow": mlflow}

@@ -1,0 +1,57 @@
+"""Challenger against champion on the same recent hold-out: the evidence the gate decides on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import polars as pl
+
+from ml.evaluation import BootstrapResult, fleet_impact, metrics_by_slice, paired_bootstrap, regression_metrics
+from ml.gate import GateConfig, GateDecision, evaluate_gate
+from ml.spec import UseCaseSpec
+
+
+@dataclass(frozen=True)
+class Comparison:
+    challenger: dict
+    champion: dict | None
+    challenger_slices: list[dict]
+    champion_slices: list[dict] | None
+    bootstrap: BootstrapResult | None
+    challenger_fleet: dict
+    decision: GateDecision
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        rows = ["| model | MAE | RMSE | MAPE |", "| --- | ---: | ---: | ---: |"]
+        for name, m in (("challenger", self.challenger), ("champion", self.champion)):
+            if m:
+                rows.append(f"| {name} | {m['mae']:.2f} | {m['rmse']:.2f} | {m['mape']:.1%} |")
+        seg = ["", "| slice | segment | n | challenger MAE | champion MAE |", "| --- | --- | ---: | ---: | ---: |"]
+        champ = {(r["slice"], r["segment"]): r for r in self.champion_slices or []}
+        for r in self.challenger_slices:
+            old = champ.get((r["slice"], r["segment"]))
+            seg.append(f"| {r['slice']} | {r['segment']} | {r['n']} | {r['mae']:.2f} | "
+                       f"{old['mae']:.2f} |" if old else f"| {r['slice']} | {r['segment']} | {r['n']} | {r['mae']:.2f} | - |")
+        return "\n".join([self.decision.to_markdown(), *rows, *seg])
+
+
+def compare(spec: UseCaseSpec, holdout: pl.DataFrame, challenger_pred: np.ndarray, champion_pred: np.ndarray | None,
+            config: GateConfig, latency_ms_per_1k: float, model_size_bytes: int, seed: int = 0) -> Comparison:
+    """Score both models on the same rows; bootstrap over whole days, since hourly errors correlate."""
+    y = holdout[spec.target].to_numpy().astype(float)
+    days = holdout[spec.event_date].to_numpy()
+    challenger = regression_metrics(y, challenger_pred)
+    challenger_slices = metrics_by_slice(spec, holdout, y, challenger_pred)
+    champion = champion_slices = bootstrap = None
+    if champion_pred is not None:
+        champion = regression_metrics(y, champion_pred)
+        champion_slices = metrics_by_slice(spec, holdout, y, champion_pred)
+        bootstrap = paired_bootstrap(y, champion_pred, challenger_pred, seed=seed, blocks=days)
+    decision = evaluate_gate(config, challenger, champion, challenger_slices, champion_slices, bootstrap,
+                             latency_ms_per_1k, model_size_bytes)
+    return Comparison(challenger, champion, challenger_slices, champion_slices, bootstrap,
+                      fleet_impact(y, challenger_pred, days), decision)
