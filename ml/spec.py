@@ -64,6 +64,9 @@ class UseCaseSpec:
     ignored: tuple[str, ...] = ()  # carried through, never a feature (row ids)
     slices: tuple[Slice, ...] = ()
     expected_rows_per_partition: int = 24
+    # Inputs whose distribution is compared day by day. Calendar columns (month, weekday, ...) are
+    # fixed by the date, so a single day always "drifts" on them: they are left out.
+    drift_columns: tuple[str, ...] = ()
     file_pattern: str = "{name}_{day}.csv"
     entity: str = ""  # singular name for asset keys ("rental_features"); defaults to `name`
     extra: dict = field(default_factory=dict)

@@ -4,26 +4,65 @@ import dagster as dg
 
 from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
+from assets.monitoring import build_monitoring_assets
+from assets.promotion import build_promotion_assets, build_promotion_checks, build_rollback_job
+from assets.training import build_training_assets
 from checks.features import build_feature_checks
 from checks.ingestion import build_ingestion_checks
+from checks.serving import build_serving_checks
+from ml.retrain_policy import RetrainPolicy
 from ml.spec import UseCaseSpec
 from ml.usecases import USE_CASES
+from orchestration.monitoring_sensors import build_alert_sensor, build_retrain_sensor
 from orchestration.resources import build_resources
 from orchestration.sensors import build_landing_sensor
 
 
-def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
+def daily_selection(spec: UseCaseSpec) -> dg.AssetSelection:
+    """Everything partitioned by day: ingest, features, scoring and monitoring."""
+    return dg.AssetSelection.assets(
+        f"raw_{spec.name}", f"validated_{spec.name}", f"quarantined_{spec.name}", spec.asset("features"),
+        spec.asset("batch_predictions"), spec.asset("drift_report"), spec.asset("performance_report"),
+    )
+
+
+def retrain_selection(spec: UseCaseSpec) -> dg.AssetSelection:
+    """Training set -> candidate -> reference statistics -> gate -> promotion."""
+    return dg.AssetSelection.assets(*(spec.asset(a) for a in (
+        "training_set", "candidate_model", "reference_statistics", "model_evaluation", "champion_model")))
+
+
+def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -> dg.Definitions:
     """Every asset, check, job and sensor of one use case; a second use case is a second spec."""
     ingest = dg.define_asset_job(
         f"ingest_{spec.name}",
-        selection=dg.AssetSelection.assets(*(f"{stage}_{spec.name}" for stage in ("raw", "validated", "quarantined"))),
-        description="raw -> validated + quarantined for the selected days.",
+        selection=dg.AssetSelection.assets(*(f"{s}_{spec.name}" for s in ("raw", "validated", "quarantined")),
+                                           spec.asset("features")),
+        description="raw -> validated + quarantined -> features for the selected days.",
     )
+    daily = dg.define_asset_job(f"daily_{spec.name}", selection=daily_selection(spec),
+                                description="One day end to end: ingest, features, score, monitor.")
+    retrain = dg.define_asset_job(f"retrain_{spec.name}", selection=retrain_selection(spec),
+                                  description="Train a challenger on the latest window; promote it if the gate passes.")
+    raw = f"raw_{spec.name}"
+    freshness = dg.build_time_partition_freshness_checks(assets=[raw], deadline_cron="0 6 * * *")
     return dg.Definitions(
-        assets=[*build_ingestion_assets(spec), *build_feature_assets(spec)],
-        asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec)],
-        jobs=[ingest],
-        sensors=[build_landing_sensor(spec, ingest)],
+        assets=[*build_ingestion_assets(spec), *build_feature_assets(spec), *build_training_assets(spec),
+                *build_promotion_assets(spec), *build_monitoring_assets(spec)],
+        asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec), *build_promotion_checks(spec),
+                      *build_serving_checks(spec), *freshness],
+        jobs=[ingest, daily, retrain, build_rollback_job(spec)],
+        schedules=[
+            dg.build_schedule_from_partitioned_job(daily, hour_of_day=6, name=f"daily_{spec.name}_schedule"),
+            dg.ScheduleDefinition(name=f"weekly_{spec.name}_retrain", job=retrain, cron_schedule="0 3 * * 1"),
+        ],
+        sensors=[
+            build_landing_sensor(spec, ingest),
+            build_retrain_sensor(spec, retrain, policy),
+            build_alert_sensor(spec, policy),
+            dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=f"{spec.name}_freshness_sensor",
+                                                 default_status=dg.DefaultSensorStatus.RUNNING),
+        ],
     )
 
 

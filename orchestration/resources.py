@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from resources.alerts import AlertSink
 from resources.mlflow_tracking import MlflowResource
 from resources.sources import LandingSource, ReplaySource
 from resources.storage import LocalStorage, S3Storage
@@ -24,4 +25,6 @@ def build_resources() -> dict:
         tracking_uri=os.getenv("MLFLOW_TRACKING_URI", "sqlite:///var/mlflow/mlflow.db"),
         artifact_root=os.getenv("MLFLOW_ARTIFACT_ROOT", "var/mlflow/artifacts"),
     )
-    return {"storage": storage, "source": source, "landing": landing, "mlflow": mlflow}
+    alerts = AlertSink(kind=os.getenv("ALERT_SINK", "log"), webhook_url=os.getenv("ALERT_WEBHOOK_URL", ""),
+                       smtp_host=os.getenv("ALERT_SMTP_HOST", "localhost"), email_to=os.getenv("ALERT_EMAIL_TO", ""))
+    return {"storage": storage, "source": source, "landing": landing, "mlflow": mlflow, "alert_sink": alerts}

@@ -44,4 +44,5 @@ SPEC = UseCaseSpec(
               labels=("night", "morning_peak", "midday", "evening_peak", "late")),
     ),
     expected_rows_per_partition=24,
+    drift_columns=("hr", "weathersit", "temp", "atemp", "hum", "windspeed"),
 )

@@ -1,0 +1,142 @@
+"""Evaluation gate and promotion: the champion alias moves only on evidence."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from assets.common import OWNERS
+from assets.training import load_training_set, model_name
+from ml.comparison import compare
+from ml.features import feature_matrix
+from ml.gate import GateConfig
+from ml.onnx_scoring import OnnxModel, servability
+from ml.spec import UseCaseSpec
+from resources.mlflow_tracking import CHALLENGER, CHAMPION, MlflowResource
+from resources.storage import Storage
+
+
+class GateRules(dg.Config):
+    min_relative_mae_improvement: float = 0.02
+    slice_tolerance: float = 0.10
+    min_slice_rows: int = 24
+    require_significance: bool = False
+    max_latency_ms_per_1k: float = 200.0
+    max_model_size_bytes: int = 200 * 1024**2
+
+
+def evaluation_key(spec: UseCaseSpec, version: str) -> str:
+    return f"{spec.name}/evaluations/challenger-v{version}.json"
+
+
+def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
+    evaluation_asset, champion_asset = spec.asset("model_evaluation"), spec.asset("champion_model")
+
+    @dg.asset(name=evaluation_asset, deps=[spec.asset("candidate_model")], owners=[OWNERS["training"]],
+              group_name="promotion", kinds={"onnx"})
+    def model_evaluation(context: dg.AssetExecutionContext, config: GateRules, storage: Storage,
+                         mlflow: MlflowResource) -> dg.MaterializeResult:
+        """Challenger and champion scored from ONNX on the same, most recent hold-out; the gate decides."""
+        name = model_name(spec)
+        challenger = mlflow.version_by_alias(name, CHALLENGER)
+        if challenger is None:
+            raise dg.Failure(f"no '{CHALLENGER}' version of {name} to evaluate")
+        champion = mlflow.version_by_alias(name, CHAMPION)
+        pointer, frame = load_training_set(spec, storage)
+        holdout = frame.filter(pl.col("split") == "holdout")
+        X = feature_matrix(spec, holdout)
+        challenger_onnx = mlflow.load_onnx(name, challenger.version)
+        challenger_pred = OnnxModel(challenger_onnx).predict(X)
+        champion_pred = OnnxModel(mlflow.load_onnx(name, champion.version)).predict(X) if champion else None
+        serving = servability(challenger_onnx, X)
+        result = compare(spec, holdout, challenger_pred, champion_pred, GateConfig(**config.model_dump()),
+                         serving.latency_ms_per_1k, serving.size_bytes)
+        evidence = {
+            "challenger_version": challenger.version,
+            "champion_version": champion.version if champion else None,
+            "holdout": f"{holdout[spec.event_date].min()}..{holdout[spec.event_date].max()}",
+            "data_digest": pointer["digest"],
+            "passed": result.decision.passed,
+            "evaluated_at": datetime.now(timezone.utc).isoformat(),
+            "comparison": result.to_dict(),
+        }
+        storage.write_json(evaluation_key(spec, challenger.version), evidence)
+        return dg.MaterializeResult(metadata={
+            "gate": dg.MetadataValue.md(result.to_markdown()),
+            "passed": result.decision.passed,
+            "challenger_version": challenger.version,
+            "champion_version": champion.version if champion else "none",
+            "challenger_mae": result.challenger["mae"],
+            "champion_mae": result.champion["mae"] if result.champion else float("nan"),
+            "bikes_short_per_day": result.challenger_fleet["bikes_short_per_day"],
+            "bikes_idle_per_day": result.challenger_fleet["bikes_idle_per_day"],
+        })
+
+    @dg.asset(name=champion_asset, deps=[evaluation_asset], owners=[OWNERS["serving"]], group_name="promotion",
+              kinds={"mlflow"})
+    def champion_model(context: dg.AssetExecutionContext, storage: Storage, mlflow: MlflowResource) -> dg.MaterializeResult:
+        """Move `champion` to the challenger — only if its stored evaluation says the gate passed."""
+        name = model_name(spec)
+        challenger = mlflow.version_by_alias(name, CHALLENGER)
+        if challenger is None:
+            raise dg.Failure(f"no '{CHALLENGER}' version of {name}; nothing to promote")
+        evidence = storage.read_json(evaluation_key(spec, challenger.version))
+        if not evidence["passed"]:
+            # The blocking gate check normally stops us before this; never promote without it.
+            raise dg.Failure(f"version {challenger.version} did not pass the gate; champion unchanged")
+        previous = evidence["champion_version"]
+        mlflow.set_alias(name, CHAMPION, challenger.version, {
+            "promoted_at": datetime.now(timezone.utc).isoformat(), "previous": previous,
+            "dagster_run_id": context.run_id, "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+        })
+        mlflow.client().delete_registered_model_alias(name, CHALLENGER)
+        return dg.MaterializeResult(metadata={
+            "champion_version": challenger.version, "previous_champion": previous or "none",
+            "challenger_mae": evidence["comparison"]["challenger"]["mae"],
+            "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+        })
+
+    return [model_evaluation, champion_model]
+
+
+def build_promotion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(asset=spec.asset("model_evaluation"), name="promotion_gate", blocking=True,
+                    description="Stops promotion unless the challenger passed every gate rule.")
+    def promotion_gate(storage: Storage, mlflow: MlflowResource) -> dg.AssetCheckResult:
+        challenger = mlflow.version_by_alias(model_name(spec), CHALLENGER)
+        evidence = storage.read_json(evaluation_key(spec, challenger.version))
+        failed = [r for r in evidence["comparison"]["decision"]["rules"] if not r["passed"]]
+        return dg.AssetCheckResult(
+            passed=evidence["passed"],
+            description="; ".join(r["message"] for r in failed) or "every gate rule passed",
+            metadata={"challenger_version": challenger.version, "failed_rules": ", ".join(r["rule"] for r in failed)},
+        )
+
+    return [promotion_gate]
+
+
+def build_rollback_job(spec: UseCaseSpec) -> dg.JobDefinition:
+    class RollbackConfig(dg.Config):
+        version: str
+        reason: str
+
+    @dg.op(name=f"rollback_{spec.asset('champion')}", out={})
+    def rollback(context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource):
+        """Point `champion` back at an earlier version in one step; audited like a promotion."""
+        name = model_name(spec)
+        current = mlflow.version_by_alias(name, CHAMPION)
+        mlflow.client().get_model_version(name, config.version)  # fails clearly on an unknown version
+        mlflow.set_alias(name, CHAMPION, config.version, {
+            "rolled_back_at": datetime.now(timezone.utc).isoformat(), "rolled_back_from": current.version if current else None,
+            "reason": config.reason, "dagster_run_id": context.run_id,
+        })
+        context.log_event(dg.AssetMaterialization(spec.asset("champion_model"), metadata={
+            "champion_version": config.version, "previous_champion": current.version if current else "none",
+            "rollback_reason": config.reason,
+        }))
+
+    @dg.job(name=f"rollback_{spec.name}_champion", description="Move the champion alias back to a given version.")
+    def rollback_job():
+        rollback()
+
+    return rollback_job

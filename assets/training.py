@@ -1,0 +1,125 @@
+"""Training set and candidate model: point-in-time data in, a registered ONNX challenger out."""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from assets.common import OWNERS, markdown_table, table_metadata
+from assets.features import load_days
+from ml.spec import UseCaseSpec
+from ml.training import train_candidate
+from ml.training_set import Window, snapshot_digest, split_by_time
+from resources.checkpoints import StorageCheckpoints
+from resources.mlflow_tracking import CHALLENGER, MlflowResource
+from resources.storage import Storage
+
+
+class TrainingWindowConfig(dg.Config):
+    cutoff: str = ""  # first day left out; empty = the day after the newest features partition
+    window_days: int = 90
+    validation_days: int = 14
+    holdout_days: int = 14
+
+
+class CandidateConfig(dg.Config):
+    family: str = "trees"
+    params_json: str = "{}"  # overrides of the family's defaults
+    tune_trials: int = 0  # > 0 runs an Optuna search first, each trial logged to MLflow
+    tune_timeout_s: float = 120.0
+    seed: int = 0
+
+
+def training_set_pointer(spec: UseCaseSpec) -> str:
+    return f"{spec.name}/training_sets/current.json"
+
+
+def load_training_set(spec: UseCaseSpec, storage: Storage) -> tuple[dict, pl.DataFrame]:
+    pointer = storage.read_json(training_set_pointer(spec))
+    return pointer, storage.read_parquet(pointer["key"])
+
+
+def model_name(spec: UseCaseSpec) -> str:
+    return spec.asset("model")
+
+
+def latest_day(spec: UseCaseSpec, storage: Storage, stage: str) -> str | None:
+    days = [k.rsplit("/", 1)[1].removesuffix(".parquet") for k in storage.list_keys(f"{spec.name}/{stage}/")]
+    return max(days) if days else None
+
+
+def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
+    training_set_key, candidate_key = spec.asset("training_set"), spec.asset("candidate_model")
+
+    @dg.asset(name=training_set_key, deps=[spec.asset("features")], owners=[OWNERS["training"]],
+              group_name="training", kinds={"polars", "parquet"})
+    def training_set(context: dg.AssetExecutionContext, config: TrainingWindowConfig,
+                     storage: Storage) -> dg.MaterializeResult:
+        """The window of days before the cut-off, split by time; the newest days are the hold-out."""
+        from datetime import date, timedelta
+
+        cutoff = config.cutoff or (date.fromisoformat(latest_day(spec, storage, "features")) + timedelta(days=1)).isoformat()
+        window = Window(date.fromisoformat(cutoff), config.window_days, config.validation_days, config.holdout_days)
+        frame = split_by_time(spec, load_days(spec, storage, "features", window.day_keys()), window)
+        digest = snapshot_digest(frame)
+        key = f"{spec.name}/training_sets/{digest[:16]}.parquet"
+        storage.write_parquet(key, frame)
+        sizes = dict(frame.group_by("split").len().iter_rows())
+        storage.write_json(training_set_pointer(spec), {
+            "key": key, "digest": digest, "cutoff": cutoff, "first_day": window.first_day.isoformat(),
+            "last_day": window.day_keys()[-1], "rows": sizes,
+        })
+        return dg.MaterializeResult(metadata={
+            **table_metadata(frame), "digest": digest, "partitions": f"{window.first_day} .. {window.day_keys()[-1]}",
+            "cutoff": cutoff, **{f"rows_{k}": v for k, v in sizes.items()},
+        })
+
+    @dg.asset(name=candidate_key, deps=[training_set_key], owners=[OWNERS["training"]], group_name="training",
+              kinds={"mlflow", "onnx"}, retry_policy=dg.RetryPolicy(max_retries=1))
+    def candidate_model(context: dg.AssetExecutionContext, config: CandidateConfig, storage: Storage,
+                        mlflow: MlflowResource) -> dg.MaterializeResult:
+        """Train, export to ONNX, prove parity, register in MLflow and mark as `challenger`."""
+        import mlflow as mlf
+
+        pointer, frame = load_training_set(spec, storage)
+        params = json.loads(config.params_json)
+        tags = {"data_digest": pointer["digest"], "partitions": f"{pointer['first_day']}..{pointer['last_day']}",
+                "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run_id}
+        with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags) as run:
+            def log_trial(number: int, trial_params: dict, value: float) -> None:
+                with mlflow.start_run(f"trial-{number}", tags={"trial": str(number)}, nested=True):
+                    mlf.log_params(trial_params)
+                    mlf.log_metric("validation_mae", value)
+
+            checkpoints = StorageCheckpoints(
+                storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{config.family}-{config.seed}")
+            result = train_candidate(spec, frame, config.family, params, seed=config.seed,
+                                     tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
+                                     on_trial=log_trial, checkpoints=checkpoints)
+            mlf.log_params({**result.params, "family": config.family, "seed": config.seed})
+            mlf.log_metrics({f"{split}_{k}": v for split, m in result.metrics.items() for k, v in m.items()})
+            mlf.log_metrics({"parity_max_abs": result.parity.max_abs, "parity_max_rel": result.parity.max_rel,
+                             "latency_ms_per_1k": result.latency_ms_per_1k, "model_size_bytes": result.size_bytes})
+            mlf.log_input(mlf.data.from_pandas(frame.to_pandas(), name=training_set_key, digest=pointer["digest"][:36],
+                                               targets=spec.target, source=storage.uri(pointer["key"])),
+                          context="training")
+            mlf.log_dict(result.importances, "feature_importance.json")
+            version = mlflow.log_onnx_model(model_name(spec), result.onnx_bytes, result.input_example,
+                                            tags={**tags, "run_id": run.info.run_id})
+            mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run_id})
+        importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})
+        return dg.MaterializeResult(metadata={
+            "model_version": version,
+            "mlflow_run": mlflow.run_url(run.info.run_id),
+            "family": config.family,
+            "params": result.params,
+            **{f"holdout_{k}": v for k, v in result.metrics["holdout"].items()},
+            "parity_max_abs": result.parity.max_abs,
+            "parity_max_rel": result.parity.max_rel,
+            "latency_ms_per_1k": result.latency_ms_per_1k,
+            "model_size_bytes": result.size_bytes,
+            "feature_importance": markdown_table(importance.sort("mae_increase", descending=True), 30),
+            "data_digest": pointer["digest"],
+        })
+
+    return [training_set, candidate_model]

@@ -1,0 +1,122 @@
+"""Sensors that act on monitoring: drift-triggered retraining, and alerts grouped by root cause."""
+
+import json
+from dataclasses import asdict
+from datetime import date, timedelta
+
+import dagster as dg
+
+from ml.alerts import Signal, group
+from ml.retrain_policy import DayHealth, PolicyState, RetrainPolicy, decide
+from ml.spec import UseCaseSpec
+from resources.alerts import AlertSink
+from resources.storage import Storage
+
+
+def day_health(spec: UseCaseSpec, storage: Storage, day: str) -> DayHealth:
+    drift = storage.read_json(f"{spec.name}/drift/{day}.json")
+    perf_key = f"{spec.name}/performance/{day}.json"
+    ratio = storage.read_json(perf_key)["mae_ratio"] if storage.exists(perf_key) else None
+    return DayHealth(day, drift["drifted"], tuple(drift["drifted_features"]), ratio)
+
+
+def reported_days(spec: UseCaseSpec, storage: Storage, after: str) -> list[str]:
+    days = (k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(f"{spec.name}/drift/"))
+    return sorted(d for d in days if d > after)
+
+
+def load_state(cursor: str | None) -> tuple[str, PolicyState]:
+    if not cursor:
+        return "", PolicyState()
+    raw = json.loads(cursor)
+    state = raw["state"]
+    return raw["last_day"], PolicyState(state["last_retrain_day"], state["episode_open"],
+                                        tuple(DayHealth(**{**h, "drifted_features": tuple(h["drifted_features"])})
+                                              for h in state["history"]))
+
+
+def retrain_request(spec: UseCaseSpec, day: str, reason: str, evidence: dict) -> dg.RunRequest:
+    cutoff = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    return dg.RunRequest(
+        run_key=f"retrain-{spec.name}-{day}",
+        run_config={"ops": {spec.asset("training_set"): {"config": {"cutoff": cutoff}}}},
+        tags={"retrain/reason": reason, "retrain/evidence": json.dumps(evidence)[:2000], "retrain/day": day},
+    )
+
+
+def build_retrain_sensor(spec: UseCaseSpec, job, policy: RetrainPolicy) -> dg.SensorDefinition:
+    @dg.sensor(name=f"{spec.name}_retrain_sensor", job=job, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def retrain(context: dg.SensorEvaluationContext, storage: Storage):
+        """Reads each new day's drift and performance results in order; retrains on persistent trouble."""
+        last_day, state = load_state(context.cursor)
+        for day in reported_days(spec, storage, last_day):
+            decision = decide(policy, state, day_health(spec, storage, day))
+            state, last_day = decision.state, day
+            if decision.retrain:
+                context.log.info(f"{day}: retrain — {decision.reason}")
+                yield retrain_request(spec, day, decision.reason, decision.evidence)
+        context.update_cursor(json.dumps({"last_day": last_day, "state": asdict(state)}))
+
+    return retrain
+
+
+def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy) -> list[Signal]:
+    quarantined, drift, perf = (f"quarantined_{spec.name}", spec.asset("drift_report"), spec.asset("performance_report"))
+    out = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            ev = event.event_specific_data
+            if not ev.passed:
+                asset = ev.asset_key.to_user_string()
+                kind = "freshness" if "freshness" in ev.check_name else (
+                    "contract_breach" if asset.endswith(spec.name) else "check_failed")
+                out.append(Signal(ev.partition or "", asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
+            out.append(Signal("", event.job_name, "run_failure", f"run {record.event_log_entry.run_id} failed"))
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            m = event.step_materialization_data.materialization
+            asset, day = m.asset_key.to_user_string(), m.partition
+            if asset == quarantined and m.metadata["dagster/row_count"].value:
+                n = m.metadata["dagster/row_count"].value
+                out.append(Signal(day, f"raw_{spec.name}", "contract_breach", f"{n} rows quarantined"))
+            elif asset == drift and storage.exists(f"{spec.name}/drift/{day}.json"):
+                report = storage.read_json(f"{spec.name}/drift/{day}.json")
+                if report["drifted"]:
+                    out.append(Signal(day, asset, "drift", f"{len(report['drifted_features'])} feature(s) drifted",
+                                      tuple(report["drifted_features"])))
+            elif asset == perf and storage.exists(f"{spec.name}/performance/{day}.json"):
+                ratio = storage.read_json(f"{spec.name}/performance/{day}.json")["mae_ratio"]
+                if ratio >= policy.mae_degradation:
+                    out.append(Signal(day, asset, "performance", f"MAE {ratio:.2f}x the hold-out baseline"))
+    return out
+
+
+def build_alert_sensor(spec: UseCaseSpec, policy: RetrainPolicy) -> dg.SensorDefinition:
+    kinds = (dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE,
+             dg.DagsterEventType.ASSET_MATERIALIZATION)
+
+    @dg.sensor(name=f"{spec.name}_alert_sensor", minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def alerts(context: dg.SensorEvaluationContext, storage: Storage, alert_sink: AlertSink):
+        """Every new failure or symptom, grouped by root cause along the lineage, sent once to its owner."""
+        cursor = json.loads(context.cursor) if context.cursor else {"after": 0, "sent": []}
+        after, already = cursor["after"], set(cursor["sent"])
+        records = [r for kind in kinds for r in context.instance.get_event_records(
+            dg.EventRecordsFilter(event_type=kind, after_cursor=after), limit=5000)]
+        if not records:
+            return dg.SkipReason("nothing new")
+        graph = context.repository_def.asset_graph
+        keys = graph.get_all_asset_keys()
+        upstream = {k.to_user_string(): {a.to_user_string() for a in graph.get_ancestor_asset_keys(k)} for k in keys}
+        owners = {k.to_user_string(): ", ".join(graph.get(k).owners) or "unowned" for k in keys}
+        sent = [a for a in group(_signals(spec, storage, records, policy), upstream, owners) if a.key not in already]
+        for alert in sent:
+            alert_sink.send(alert)
+            context.log.info(alert.text())
+        keys = [*cursor["sent"], *(a.key for a in sent)][-2000:]  # one alert per partition and cause
+        context.update_cursor(json.dumps({"after": max(r.storage_id for r in records), "sent": keys}))
+        return dg.SkipReason(f"{len(sent)} alert(s) sent")
+
+    return alerts

@@ -1,0 +1,101 @@
+"""Drift verdicts on the real bike data: quiet on fresh days, loud on real shifts."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ml.drift import build_reference, compare, render_psi_png
+from ml.usecases.bike_rentals import SPEC
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "bike_sharing_hourly.csv"
+FEATURES = [c.name for c in SPEC.input_columns]
+CATEGORICAL = [c.name for c in SPEC.input_columns if c.categorical]
+
+
+@pytest.fixture(scope="module")
+def summer():
+    """Summer 2012 (a stationary period): 30 random held-out days and a reference of the rest."""
+    frame = pl.read_csv(DATA, try_parse_dates=True).filter(
+        pl.col("dteday").is_between(pl.date(2012, 6, 1), pl.date(2012, 8, 31)))
+    frame = frame.with_columns(prediction=pl.col("cnt").mean().over("hr", "workingday"))
+    days = frame["dteday"].unique().sort()
+    held = days.gather(np.random.default_rng(0).choice(days.len(), 30, replace=False))
+    reference = build_reference(
+        frame.filter(~pl.col("dteday").is_in(held.implode())), [*FEATURES, "prediction", "cnt"],
+        CATEGORICAL, prediction="prediction", target="cnt", chunk_column="dteday")
+    return reference, [frame.filter(pl.col("dteday") == d) for d in held]
+
+
+def test_thirty_fresh_days_from_a_stationary_period_raise_no_dataset_drift(summer):
+    reference, days = summer
+    reports = [compare(reference, day) for day in days]
+    assert sum(r.drifted for r in reports) <= 1
+    assert np.mean([r.share_drifted for r in reports]) < 0.1
+
+
+def test_fresh_iid_samples_across_seeds_raise_no_drift():
+    def sample(seed, n):
+        rng = np.random.default_rng(seed)
+        return pl.DataFrame({"day": np.arange(n) // 500, "x": rng.normal(0, 1, n),
+                             "y": rng.gamma(2, 1, n), "k": rng.choice(4, n, p=[.4, .3, .2, .1])})
+
+    reference = build_reference(sample(0, 20_000), ["x", "y", "k"], ["k"], chunk_column="day")
+    reports = [compare(reference, sample(seed, 500)) for seed in range(1, 41)]
+    assert not any(r.drifted for r in reports)
+    assert np.mean([r.share_drifted for r in reports]) < 0.1
+
+
+def test_temperature_shift_of_0_3_is_flagged_on_days_and_on_a_month(summer):
+    reference, days = summer
+    shifted = [compare(reference, d.with_columns(pl.col("temp") + 0.3)) for d in days]
+    assert np.mean(["temp" in r.drifted_features for r in shifted]) >= 0.8
+    month = compare(reference, pl.concat(days).with_columns(pl.col("temp") + 0.3))
+    assert "temp" in month.drifted_features
+
+
+def test_broad_covariate_shift_makes_the_dataset_drift(summer):
+    reference, days = summer
+    winter_like = pl.concat(days[:7]).with_columns(
+        pl.col("temp", "atemp") - 0.4, pl.col("hum") * 0.5, season=pl.lit(1), mnth=pl.lit(1),
+        weathersit=pl.lit(3), windspeed=pl.col("windspeed") + 0.3)
+    assert compare(reference, winter_like).drifted
+
+
+def test_prediction_drift_alone_makes_the_dataset_drift(summer):
+    reference, days = summer
+    report = compare(reference, days[0].with_columns(pl.col("prediction") * 3))
+    prediction = next(c for c in report.columns if c.role == "prediction")
+    assert prediction.drifted and report.share_drifted < report.drift_share
+    assert report.drifted
+
+
+def test_tiny_shift_on_a_huge_sample_is_significant_but_not_drift():
+    rng = np.random.default_rng(5)
+    reference = build_reference(
+        pl.DataFrame({"day": np.arange(400_000) // 20_000, "x": rng.normal(0, 1, 400_000)}),
+        ["x"], chunk_column="day")
+    report = compare(reference, pl.DataFrame({"x": rng.normal(0.02, 1, 400_000)}))
+    row = report.columns[0]
+    assert row.stats["ks_pvalue"] < 1e-6
+    assert not row.drifted
+
+
+def test_missing_rate_increase_is_detected(summer):
+    reference, days = summer
+    day = days[0].with_columns(
+        pl.when(pl.col("hr") < 8).then(None).otherwise(pl.col("hum")).alias("hum"))
+    row = next(c for c in compare(reference, day).columns if c.column == "hum")
+    assert row.stats["missing"] == pytest.approx(8 / day.height)
+    assert "missing" in row.drifted_by
+
+
+def test_markdown_and_png_show_every_column_and_the_verdict(summer):
+    reference, days = summer
+    report = compare(reference, days[0].with_columns(pl.col("temp") + 0.3))
+    markdown = report.to_markdown()
+    assert all(f"| {name} |" in markdown for name in reference.columns)
+    assert "| temp | feature |" in markdown and "no drift" in markdown
+    png = render_psi_png(report)
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
