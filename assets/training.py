@@ -23,7 +23,7 @@ class TrainingWindowConfig(dg.Config):
 
 
 class CandidateConfig(dg.Config):
-    family: str = "trees"
+    family: str = "trees"  # a name in ml.models.FAMILIES: trees | mlp
     params_json: str = "{}"  # overrides of the family's defaults
     tune_trials: int = 0  # > 0 runs an Optuna search first, each trial logged to MLflow
     tune_timeout_s: float = 120.0

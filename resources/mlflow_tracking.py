@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -74,6 +76,7 @@ class MlflowResource(dg.ConfigurableResource):
         info = mlflow.onnx.log_model(
             model, name="model", registered_model_name=model_name, input_example=input_example,
             signature=infer_signature(input_example), save_as_external_data=False,
+            onnx_execution_providers=["CPUExecutionProvider"],
         )
         version = str(info.registered_model_version)
         client = self.client()

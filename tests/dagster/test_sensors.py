@@ -1,0 +1,54 @@
+"""Retrain sensor reads stored drift/performance results in day order and acts once per episode."""
+
+import json
+
+import dagster as dg
+
+from ml.retrain_policy import RetrainPolicy
+from orchestration.definitions import build_use_case
+from orchestration.monitoring_sensors import build_retrain_sensor
+from resources.storage import LocalStorage
+
+
+def write_day(storage, spec, day, drifted, features=("temp",), mae_ratio=1.0):
+    storage.write_json(f"{spec.name}/drift/{day}.json",
+                       {"day": day, "drifted": drifted, "drifted_features": list(features) if drifted else []})
+    storage.write_json(f"{spec.name}/performance/{day}.json", {"day": day, "mae_ratio": mae_ratio})
+
+
+def evaluate(sensor, storage, cursor=None):
+    with dg.build_sensor_context(resources={"storage": storage}, cursor=cursor) as context:
+        requests = list(sensor(context) or [])
+        return requests, context.cursor
+
+
+def test_retrain_requested_once_drift_persists_with_reason_and_cutoff(spec, tmp_path):
+    storage = LocalStorage(root=str(tmp_path))
+    job = next(j for j in build_use_case(spec).jobs if j.name == "retrain_rentals")
+    sensor = build_retrain_sensor(spec, job, RetrainPolicy(drift_persistence=3))
+    for i, drifted in enumerate([False, True, True]):
+        write_day(storage, spec, f"2011-06-0{i + 1}", drifted)
+    requests, cursor = evaluate(sensor, storage)
+    assert requests == []
+    write_day(storage, spec, "2011-06-04", True, ("temp", "hum"))
+    write_day(storage, spec, "2011-06-05", True)
+    requests, cursor = evaluate(sensor, storage, cursor)
+    assert len(requests) == 1
+    request = requests[0]
+    assert request.tags["retrain/day"] == "2011-06-04"
+    assert "drift persisted 3 days" in request.tags["retrain/reason"]
+    assert json.loads(request.tags["retrain/evidence"])["features"] == ["hum", "temp"]
+    assert request.run_config["ops"]["rental_training_set"]["config"]["cutoff"] == "2011-06-05"
+    # Nothing new since the cursor: nothing requested again.
+    assert evaluate(sensor, storage, cursor)[0] == []
+
+
+def test_no_retrain_over_a_quiet_quarter(spec, tmp_path):
+    storage = LocalStorage(root=str(tmp_path))
+    job = next(j for j in build_use_case(spec).jobs if j.name == "retrain_rentals")
+    sensor = build_retrain_sensor(spec, job, RetrainPolicy())
+    import pandas as pd
+
+    for day in pd.date_range("2011-04-01", "2011-06-30").date:
+        write_day(storage, spec, day.isoformat(), False)
+    assert evaluate(sensor, storage)[0] == []
