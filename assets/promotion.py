@@ -87,7 +87,7 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         previous = evidence["champion_version"]
         mlflow.set_alias(name, CHAMPION, challenger.version, {
             "promoted_at": datetime.now(timezone.utc).isoformat(), "previous": previous,
-            "dagster_run_id": context.run_id, "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+            "dagster_run_id": context.run.run_id, "evidence": storage.uri(evaluation_key(spec, challenger.version)),
         })
         mlflow.client().delete_registered_model_alias(name, CHALLENGER)
         return dg.MaterializeResult(metadata={
@@ -128,7 +128,7 @@ def build_rollback_job(spec: UseCaseSpec) -> dg.JobDefinition:
         mlflow.client().get_model_version(name, config.version)  # fails clearly on an unknown version
         mlflow.set_alias(name, CHAMPION, config.version, {
             "rolled_back_at": datetime.now(timezone.utc).isoformat(), "rolled_back_from": current.version if current else None,
-            "reason": config.reason, "dagster_run_id": context.run_id,
+            "reason": config.reason, "dagster_run_id": context.run.run_id,
         })
         context.log_event(dg.AssetMaterialization(spec.asset("champion_model"), metadata={
             "champion_version": config.version, "previous_champion": current.version if current else "none",

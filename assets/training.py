@@ -1,5 +1,6 @@
 """Training set and candidate model: point-in-time data in, a registered ONNX challenger out."""
 
+import hashlib
 import json
 
 import dagster as dg
@@ -84,15 +85,16 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         pointer, frame = load_training_set(spec, storage)
         params = json.loads(config.params_json)
         tags = {"data_digest": pointer["digest"], "partitions": f"{pointer['first_day']}..{pointer['last_day']}",
-                "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run_id}
+                "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run.run_id}
         with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags) as run:
             def log_trial(number: int, trial_params: dict, value: float) -> None:
                 with mlflow.start_run(f"trial-{number}", tags={"trial": str(number)}, nested=True):
                     mlf.log_params(trial_params)
                     mlf.log_metric("validation_mae", value)
 
-            checkpoints = StorageCheckpoints(
-                storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{config.family}-{config.seed}")
+            inputs = hashlib.sha256(json.dumps([config.family, params, config.seed, config.tune_trials],
+                                               sort_keys=True).encode()).hexdigest()[:12]
+            checkpoints = StorageCheckpoints(storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{inputs}")
             result = train_candidate(spec, frame, config.family, params, seed=config.seed,
                                      tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
                                      on_trial=log_trial, checkpoints=checkpoints)
@@ -106,7 +108,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             mlf.log_dict(result.importances, "feature_importance.json")
             version = mlflow.log_onnx_model(model_name(spec), result.onnx_bytes, result.input_example,
                                             tags={**tags, "run_id": run.info.run_id})
-            mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run_id})
+            mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run.run_id})
         importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})
         return dg.MaterializeResult(metadata={
             "model_version": version,

@@ -70,11 +70,12 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
             ev = event.event_specific_data
             if not ev.passed:
                 asset = ev.asset_key.to_user_string()
-                kind = "freshness" if "freshness" in ev.check_name else (
-                    "contract_breach" if asset.endswith(spec.name) else "check_failed")
+                breach = ev.severity == dg.AssetCheckSeverity.ERROR and asset.endswith(spec.name)
+                kind = "freshness" if "freshness" in ev.check_name else ("contract_breach" if breach else "check_failed")
                 out.append(Signal(ev.partition or "", asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
         elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
-            out.append(Signal("", event.job_name, "run_failure", f"run {record.event_log_entry.run_id} failed"))
+            out.append(Signal("", event.job_name, "run_failure",
+                              f"{event.job_name} run {record.event_log_entry.run_id[:8]} failed: {event.message[:200]}"))
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             m = event.step_materialization_data.materialization
             asset, day = m.asset_key.to_user_string(), m.partition

@@ -11,6 +11,7 @@ import os
 import subprocess
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -31,6 +32,14 @@ def code_version() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registry version as the pipeline uses it; versions are strings everywhere (tags, keys, JSON)."""
+
+    version: str
+    run_id: str
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -84,13 +93,14 @@ class MlflowResource(dg.ConfigurableResource):
             client.set_model_version_tag(model_name, version, k, str(v))
         return version
 
-    def version_by_alias(self, model_name: str, alias: str):
+    def version_by_alias(self, model_name: str, alias: str) -> RegisteredVersion | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client().get_model_version_by_alias(model_name, alias)
+            mv = self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
+        return RegisteredVersion(str(mv.version), mv.run_id)
 
     def set_alias(self, model_name: str, alias: str, version: str, evidence: dict) -> None:
         """Move an alias and leave the evidence on the version, so the registry is the audit trail."""

@@ -1,0 +1,93 @@
+"""Models as governed assets: train -> register -> gate -> promote, refusal of a bad model, rollback."""
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pytest
+
+from assets.training import load_training_set, model_name
+from ml.models import make_model
+from ml.training import xy
+from orchestration.simulation import Simulation
+from resources.mlflow_tracking import CHALLENGER, CHAMPION
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """Ingest the first 90 days of 2011 and train the first champion on them, once for this module."""
+    s = Simulation(tmp_path_factory.mktemp("lifecycle"))
+    s.bootstrap("2011-01-01", "2011-04-01")
+    return s
+
+
+def version(sim, alias):
+    v = sim.mlflow.version_by_alias(model_name(sim.spec), alias)
+    return str(v.version) if v else None
+
+
+def metadata(result, asset):
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset)
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_first_90_days_give_a_registered_onnx_champion_with_evidence(sim):
+    assert sim.retrains[0]["promoted"] and version(sim, CHAMPION) == "1"
+    client = sim.mlflow.client()
+    mv = client.get_model_version(model_name(sim.spec), "1")
+    run = client.get_run(mv.run_id)
+    assert run.data.params["family"] == "trees" and "n_estimators" in run.data.params
+    assert run.data.tags["partitions"] == "2011-01-01..2011-03-31" and len(run.data.tags["data_digest"]) == 64
+    assert run.data.tags["code_version"]
+    assert run.data.metrics["parity_max_rel"] < 1e-3 and run.data.metrics["holdout_mae"] > 0
+    assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags["data_digest"][:36]
+    assert mv.tags["champion.previous"] == "None" and "evidence" in " ".join(mv.tags)
+    onnx = sim.mlflow.load_onnx(model_name(sim.spec), "1")
+    assert onnx[:2] != b"\x80\x04"  # an ONNX protobuf, not a pickle
+    importance = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/feature_importance.json")
+    assert max(importance, key=importance.get) in ("hr", "hr_sin", "hr_cos")
+
+
+def test_retraining_on_the_same_inputs_reproduces_the_metrics_and_is_not_promoted(sim):
+    sim.retrain("again", "2011-04-01", "reproducibility")
+    client = sim.mlflow.client()
+    first = client.get_run(client.get_model_version(model_name(sim.spec), "1").run_id).data.metrics
+    second = client.get_run(client.get_model_version(model_name(sim.spec), "2").run_id).data.metrics
+    for k in ("train_mae", "validation_mae", "holdout_mae", "holdout_rmse"):
+        assert second[k] == pytest.approx(first[k], rel=1e-9)
+    # Equal is not better: the gate wants a 2% improvement, so the champion stays.
+    assert not sim.retrains[-1]["promoted"] and version(sim, CHAMPION) == "1"
+
+
+def test_a_model_trained_on_shuffled_labels_is_refused_by_the_gate(sim):
+    _, frame = load_training_set(sim.spec, sim.storage)
+    (X, y), (Xv, yv) = xy(sim.spec, frame, "train"), xy(sim.spec, frame, "validation")
+    bad = make_model("trees", {"seed": 1}).fit(X, np.random.default_rng(0).permutation(y), Xv, yv)
+    with sim.mlflow.start_run("shuffled-labels", tags={"purpose": "gate test"}):
+        bad_version = sim.mlflow.log_onnx_model(model_name(sim.spec), bad.to_onnx(), X[:5], {})
+    sim.mlflow.set_alias(model_name(sim.spec), CHALLENGER, bad_version, {"purpose": "gate test"})
+
+    result = dg.materialize(
+        [*sim.defs.assets, *sim.defs.asset_checks],
+        selection=dg.AssetSelection.assets("rental_model_evaluation", "rental_champion_model"),
+        resources=sim.resources, instance=sim.instance, raise_on_error=False,
+    )
+    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
+    assert not gate.passed and "overall_mae_improvement" in gate.metadata["failed_rules"].value
+    assert version(sim, CHAMPION) == "1"
+    assert "rental_champion_model" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    evidence = sim.storage.read_json(f"rentals/evaluations/challenger-v{bad_version}.json")
+    assert evidence["passed"] is False and evidence["champion_version"] == "1"
+    assert evidence["comparison"]["challenger"]["mae"] > 1.5 * evidence["comparison"]["champion"]["mae"]
+
+
+def test_rollback_moves_the_champion_back_in_one_step_with_an_audit_trail(sim):
+    name = model_name(sim.spec)
+    sim.mlflow.set_alias(name, CHAMPION, "2", {"purpose": "rollback test setup"})
+    result = sim.run("rollback_rentals_champion", run_config={"ops": {"rollback_rental_champion": {
+        "config": {"version": "1", "reason": "v2 misbehaves in production"}}}})
+    assert result.success and version(sim, CHAMPION) == "1"
+    tags = sim.mlflow.client().get_model_version(name, "1").tags
+    assert tags["champion.rolled_back_from"] == "2" and tags["champion.reason"] == "v2 misbehaves in production"
+    assert metadata(result, "rental_champion_model")["previous_champion"] == "2"

@@ -1,0 +1,128 @@
+"""Model families: ONNX export contract and parity, reproducibility, MLP checkpoint resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import polars as pl
+import pytest
+
+from ml.models import FAMILIES, ONNX_INPUT, ONNX_OUTPUT, make_model
+from ml.onnx_scoring import OnnxModel, parity, servability
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "bike_sharing_hourly.csv"
+FEATURES = [
+    "season",
+    "mnth",
+    "hr",
+    "holiday",
+    "weekday",
+    "workingday",
+    "weathersit",
+    "temp",
+    "atemp",
+    "hum",
+    "windspeed",
+]
+FAST_PARAMS = {
+    "trees": {"n_estimators": 30},
+    "mlp": {"epochs": 8, "hidden": 32, "layers": 2, "batch_size": 64, "learning_rate": 1e-2},
+}
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[np.ndarray, ...]:
+    frame = pl.read_csv(DATA, n_rows=2500)
+    X = frame.select(FEATURES).to_numpy().astype(np.float32)
+    y = frame["cnt"].to_numpy().astype(np.float64)
+    return X[:2000], y[:2000], X[2000:], y[2000:]
+
+
+class MemoryCheckpoints:
+    def __init__(self) -> None:
+        self.saved: dict[int, bytes] = {}
+
+    def save(self, epoch: int, payload: bytes) -> None:
+        self.saved[epoch] = payload
+
+    def latest(self) -> tuple[int, bytes] | None:
+        return max(self.saved.items()) if self.saved else None
+
+
+def test_every_registered_family_has_fast_test_params():
+    assert set(FAMILIES) == set(FAST_PARAMS)
+
+
+@pytest.mark.parametrize("family", sorted(FAST_PARAMS))
+def test_onnx_export_follows_contract_and_matches_native_predictions(family, split):
+    X_train, y_train, X_val, y_val = split
+    model = make_model(family, FAST_PARAMS[family]).fit(X_train, y_train, X_val, y_val)
+    onnx_bytes = model.to_onnx()
+
+    graph = onnx.load_from_string(onnx_bytes).graph
+    assert [i.name for i in graph.input] == [ONNX_INPUT]
+    assert [o.name for o in graph.output] == [ONNX_OUTPUT]
+    raw = OnnxModel(onnx_bytes).session.run(None, {ONNX_INPUT: X_val})[0]
+    assert raw.shape == (len(X_val), 1) and raw.dtype == np.float32
+
+    native = model.predict(X_val)
+    result = parity(native, OnnxModel(onnx_bytes).predict(X_val), tolerance=1e-4)
+    assert result.passed, result
+    assert np.abs(native - y_val).mean() < np.abs(y_val - y_train.mean()).mean()  # learnt something
+
+
+@pytest.mark.parametrize("family", sorted(FAST_PARAMS))
+def test_same_data_and_params_give_identical_predictions(family, split):
+    X_train, y_train, X_val, y_val = split
+    first = make_model(family, FAST_PARAMS[family]).fit(X_train, y_train, X_val, y_val).predict(X_val)
+    second = make_model(family, FAST_PARAMS[family]).fit(X_train, y_train, X_val, y_val).predict(X_val)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_unknown_param_or_family_is_rejected():
+    with pytest.raises(ValueError, match="unknown params"):
+        make_model("trees", {"n_trees": 10})
+    with pytest.raises(ValueError, match="unknown model family"):
+        make_model("svm")
+
+
+def test_mlp_resumes_after_interruption_without_redoing_epochs_and_ends_identical(split):
+    X_train, y_train, X_val, y_val = split
+    params = FAST_PARAMS["mlp"]
+    uninterrupted = make_model("mlp", params).fit(X_train, y_train, X_val, y_val).predict(X_val)
+
+    class Interrupted(Exception):
+        pass
+
+    def crash_after_third(epoch, train_loss, val_mae):
+        if epoch == 3:
+            raise Interrupted
+
+    store = MemoryCheckpoints()
+    with pytest.raises(Interrupted):
+        make_model("mlp", params).fit(X_train, y_train, X_val, y_val, checkpoints=store, on_epoch=crash_after_third)
+    assert sorted(store.saved) == [1, 2, 3]
+
+    ran: list[int] = []
+    resumed = make_model("mlp", params).fit(
+        X_train, y_train, X_val, y_val, checkpoints=store, on_epoch=lambda epoch, *_: ran.append(epoch)
+    )
+    assert ran == list(range(4, params["epochs"] + 1))
+    np.testing.assert_array_equal(resumed.predict(X_val), uninterrupted)
+
+
+def test_parity_fails_when_predictions_differ_beyond_tolerance():
+    native = np.array([0.0, 10.0, 1000.0])
+    result = parity(native, native + np.array([0.5, 0.0, 2.0]), tolerance=1e-3)
+    assert (result.max_abs, result.max_rel, result.passed) == (2.0, 0.5, False)
+    assert parity(native, native + 1e-5, tolerance=1e-3).passed
+
+
+def test_servability_reports_size_and_latency(split):
+    X_train, y_train, X_val, y_val = split
+    onnx_bytes = make_model("trees", FAST_PARAMS["trees"]).fit(X_train, y_train, X_val, y_val).to_onnx()
+    report = servability(onnx_bytes, X_val[:10], repeats=3)
+    assert report.size_bytes == len(onnx_bytes)
+    assert report.latency_ms_per_1k > 0 and report.load_seconds > 0
