@@ -87,7 +87,7 @@ def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = No
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": frame.to_pandas()})
     )
-    result = batch.validate(build_suite(spec, first_day, last_day))
+    result = batch.validate(build_suite(spec, first_day, last_day), result_format="BASIC")
     outcomes = []
     for r in result.results:
         kwargs = r.expectation_config.kwargs

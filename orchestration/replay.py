@@ -58,7 +58,7 @@ def main() -> None:
     first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
     cutoff = first + timedelta(days=WINDOW_DAYS)
     policy = RetrainPolicy()
-    replay = Simulation(Path(args.root), policy)
+    replay = Simulation.fresh(Path(args.root), policy)
 
     started = time.perf_counter()
     replay.bootstrap(first.isoformat(), cutoff.isoformat())

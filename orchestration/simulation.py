@@ -22,26 +22,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Simulation:
-    """A fresh lake, MLflow store and ephemeral instance under `root`; `source` defaults to the replay."""
+    """Runs the real jobs and ticks the real sensors of one use case against given resources."""
 
-    def __init__(self, root: Path, policy: RetrainPolicy = RetrainPolicy(), source: RentalSource | None = None,
+    def __init__(self, resources: dict, instance: dg.DagsterInstance, policy: RetrainPolicy = RetrainPolicy(),
                  spec=BIKE_RENTALS):
-        if root.exists():
-            shutil.rmtree(root)
-        self.spec = spec
-        self.storage = LocalStorage(root=str(root / "lake"))
-        self.mlflow = MlflowResource(tracking_uri=f"sqlite:///{root}/mlflow.db", artifact_root=str(root / "artifacts"))
-        self.resources = {"storage": self.storage,
-                          "source": source or ReplaySource(csv_path=str(ROOT / "data/bike_sharing_hourly.csv")),
-                          "landing": LandingSource(url=str(root / "landing")), "mlflow": self.mlflow,
-                          "alert_sink": AlertSink(kind="log")}
+        self.spec, self.resources, self.instance = spec, resources, instance
+        self.storage, self.mlflow = resources["storage"], resources["mlflow"]
         self.defs = dg.Definitions.merge(build_use_case(spec, policy),
-                                         dg.Definitions(resources=self.resources, executor=dg.in_process_executor))
+                                         dg.Definitions(resources=resources, executor=dg.in_process_executor))
         self.repo = self.defs.get_repository_def()
-        self.instance = dg.DagsterInstance.ephemeral()
         self.cursors: dict[str, str | None] = {}
         self.retrains: list[dict] = []
         self.alerts: list[str] = []
+
+    @classmethod
+    def fresh(cls, root: Path, policy: RetrainPolicy = RetrainPolicy(), source: RentalSource | None = None,
+              spec=BIKE_RENTALS) -> "Simulation":
+        """A new lake, MLflow store and ephemeral instance under `root`; the source defaults to the replay."""
+        if root.exists():
+            shutil.rmtree(root)
+        resources = {
+            "storage": LocalStorage(root=str(root / "lake")),
+            "source": source or ReplaySource(csv_path=str(ROOT / "data/bike_sharing_hourly.csv")),
+            "landing": LandingSource(url=str(root / "landing")),
+            "mlflow": MlflowResource(tracking_uri=f"sqlite:///{root}/mlflow.db", artifact_root=str(root / "artifacts")),
+            "alert_sink": AlertSink(kind="log"),
+        }
+        return cls(resources, dg.DagsterInstance.ephemeral(), policy, spec)
 
     def run(self, job: str, first: str | None = None, last: str | None = None, run_config=None, tags=None):
         range_tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first} if first else {}

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     """Ingest the first 90 days of 2011 and train the first champion on them, once for this module."""
-    s = Simulation(tmp_path_factory.mktemp("lifecycle"))
+    s = Simulation.fresh(tmp_path_factory.mktemp("lifecycle"))
     s.bootstrap("2011-01-01", "2011-04-01")
     return s
 
