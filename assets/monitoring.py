@@ -2,16 +2,19 @@
 performance reports."""
 
 import base64
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from assets.common import OWNERS, daily_partitions, markdown_table, table_key, table_metadata
+from assets.features import load_days
 from assets.training import load_training_set, model_name
 from ml.drift.reference import ReferenceStats
-from ml.drift.report import compare, render_psi_png
+from ml.drift.report import render_psi_png
 from ml.features import feature_matrix
-from ml.monitoring import PREDICTION, clip_counts, day_performance, reference_statistics
+from ml.monitoring import (DRIFT_WINDOW_DAYS, PREDICTION, clip_counts, day_performance, reference_statistics,
+                           window_drift)
 from ml.onnx_scoring import OnnxModel
 from ml.spec import UseCaseSpec
 from resources.mlflow_tracking import CHALLENGER, CHAMPION, MlflowResource
@@ -101,15 +104,19 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(name=spec.asset("drift_report"), deps=[spec.asset("batch_predictions")], partitions_def=partitions,
               backfill_policy=dg.BackfillPolicy.single_run(), owners=[OWNERS["monitoring"]], group_name="monitoring")
     def drift_report(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
-        """Each day against the serving model's reference: effect sizes over adaptive thresholds."""
+        """The week ending each day against the serving model's reference: effect sizes over adaptive
+        thresholds calibrated on the reference's own weeks."""
         reports = {}
         for day in context.partition_keys:
-            scored = scored_day(spec, storage, day)
-            version = scored["model_version"][0]
+            window = [(date.fromisoformat(day) - timedelta(days=i)).isoformat() for i in range(DRIFT_WINDOW_DAYS)][::-1]
+            features = load_days(spec, storage, "features", [d for d in window if storage.exists(table_key(spec, "features", d))])
+            scored = pl.concat([scored_day(spec, storage, d) for d in window
+                                if storage.exists(table_key(spec, "predictions", d))])
+            version = scored.filter(pl.col(spec.event_date) == date.fromisoformat(day))["model_version"][0]
             stats = ReferenceStats.from_dict(storage.read_json(reference_key(spec, version))["stats"])
-            report = compare(stats, scored)
+            report = window_drift(spec, stats, features, scored)
             storage.write_json(f"{spec.name}/drift/{day}.json", {
-                "day": day, "model_version": version, "drifted": report.drifted,
+                "day": day, "window": f"{window[0]}..{day}", "model_version": version, "drifted": report.drifted,
                 "drifted_features": report.drifted_features, "share_drifted": report.share_drifted,
                 "columns": [{"column": c.column, "role": c.role, "drifted_by": list(c.drifted_by), **c.stats}
                             for c in report.columns],

@@ -37,7 +37,8 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
     raw = f"raw_{spec.name}"
     # A day's file must have landed by 06:00 UTC the next day; evaluated by its own sensor in real
     # time, so it is kept out of jobs (a replay of 2011 would always find it "late").
-    freshness = dg.build_time_partition_freshness_checks(assets=[raw], deadline_cron="0 6 * * *")
+    freshness = dg.build_time_partition_freshness_checks(assets=[raw], deadline_cron="0 6 * * *",
+                                                         severity=dg.AssetCheckSeverity.ERROR)
     not_freshness = dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(*freshness)
     ingest = dg.define_asset_job(
         f"ingest_{spec.name}",

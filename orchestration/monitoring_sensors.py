@@ -68,10 +68,11 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
         event = record.event_log_entry.dagster_event
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             ev = event.event_specific_data
-            if not ev.passed:
+            # WARN-severity results (a short day, a volume anomaly) are shown in the UI, not paged.
+            if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
                 asset = ev.asset_key.to_user_string()
-                breach = ev.severity == dg.AssetCheckSeverity.ERROR and asset.endswith(spec.name)
-                kind = "freshness" if "freshness" in ev.check_name else ("contract_breach" if breach else "check_failed")
+                kind = "freshness" if "freshness" in ev.check_name else (
+                    "contract_breach" if asset.endswith(spec.name) else "check_failed")
                 out.append(Signal(ev.partition or "", asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
         elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
             out.append(Signal("", event.job_name, "run_failure",
