@@ -9,6 +9,7 @@ from orchestration.definitions import build_use_case
 from resources.sources import LandingSource
 from resources.storage import S3Storage
 from tests.dagster.helpers import materialize_days
+from tests.dagster.test_ingestion_assets import INGEST
 
 
 @pytest.mark.integration
@@ -18,7 +19,7 @@ def test_landing_on_s3_to_validated_on_s3(spec, june_first, s3_server, s3_bucket
     landing.write_bytes("rentals_2011-06-01.csv", june_first)
     source = LandingSource(url=f"s3://{s3_bucket}/landing", endpoint_url=s3_server)
 
-    result = materialize_days(spec, {"storage": lake, "source": source}, "2011-06-01", selection="raw_rentals*")
+    result = materialize_days(spec, {"storage": lake, "source": source}, "2011-06-01", selection=INGEST)
     assert result.success
     pointer = lake.read_json(raw_pointer_key(spec, "2011-06-01"))
     assert lake.read_bytes(pointer["key"]) == june_first
