@@ -61,6 +61,13 @@ def build_retrain_sensor(spec: UseCaseSpec, job, policy: RetrainPolicy) -> dg.Se
     return retrain
 
 
+def recent_mae_ratios(spec: UseCaseSpec, storage: Storage, day: str, n: int) -> list[float]:
+    """MAE ratios of the `n` days ending at `day`, oldest first; shorter when a day has no report."""
+    days = [(date.fromisoformat(day) - timedelta(days=i)).isoformat() for i in range(n)][::-1]
+    keys = [f"{spec.name}/performance/{d}.json" for d in days]
+    return [storage.read_json(k)["mae_ratio"] for k in keys if storage.exists(k)]
+
+
 def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy) -> list[Signal]:
     quarantined, drift, perf = (f"quarantined_{spec.name}", spec.asset("drift_report"), spec.asset("performance_report"))
     out = []
@@ -89,9 +96,11 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
                     out.append(Signal(day, asset, "drift", f"{len(report['drifted_features'])} feature(s) drifted",
                                       tuple(report["drifted_features"])))
             elif asset == perf and storage.exists(f"{spec.name}/performance/{day}.json"):
-                ratio = storage.read_json(f"{spec.name}/performance/{day}.json")["mae_ratio"]
-                if ratio >= policy.mae_degradation:
-                    out.append(Signal(day, asset, "performance", f"MAE {ratio:.2f}x the hold-out baseline"))
+                ratios = recent_mae_ratios(spec, storage, day, policy.degradation_persistence)
+                # One bad day is noise; the same persistence that triggers a retrain raises an alert.
+                if len(ratios) == policy.degradation_persistence and min(ratios) >= policy.mae_degradation:
+                    out.append(Signal(day, asset, "performance", f"MAE {ratios[-1]:.2f}x the hold-out baseline, "
+                                                                 f">= {policy.mae_degradation}x for {len(ratios)} days"))
     return out
 
 
