@@ -7,6 +7,7 @@ import pytest
 
 from assets.training import load_training_set, model_name
 from ml.models import make_model
+from ml.onnx_scoring import OnnxModel
 from ml.training import xy
 from orchestration.simulation import Simulation
 from resources.mlflow_tracking import CHALLENGER, CHAMPION
@@ -91,3 +92,21 @@ def test_rollback_moves_the_champion_back_in_one_step_with_an_audit_trail(sim):
     tags = sim.mlflow.client().get_model_version(name, "1").tags
     assert tags["champion.rolled_back_from"] == "2" and tags["champion.reason"] == "v2 misbehaves in production"
     assert metadata(result, "rental_champion_model")["previous_champion"] == "2"
+
+
+def test_the_mlp_family_trains_checkpoints_and_registers_through_onnx(sim):
+    result = sim.run("retrain_rentals", run_config={"ops": {
+        "rental_training_set": {"config": {"cutoff": "2011-04-01"}},
+        "rental_candidate_model": {"config": {"family": "mlp", "params_json": '{"epochs": 30}'}},
+    }})
+    candidate = metadata(result, "rental_candidate_model")
+    assert candidate["family"] == "mlp" and candidate["parity_max_rel"] < 1e-3
+    run = sim.mlflow.client().get_run(sim.mlflow.client().get_model_version(
+        model_name(sim.spec), candidate["model_version"]).run_id)
+    assert run.data.params["family"] == "mlp" and run.data.params["epochs"] == "30"
+    checkpoints = [k for k in sim.storage.list_keys("rentals/checkpoints/") if k.endswith(".pt")]
+    assert len(checkpoints) >= 1 and all("epoch-" in k for k in checkpoints)
+    onnx = sim.mlflow.load_onnx(model_name(sim.spec), candidate["model_version"])
+    _, frame = load_training_set(sim.spec, sim.storage)
+    X, _ = xy(sim.spec, frame, "holdout")
+    assert OnnxModel(onnx).predict(X).shape == (X.shape[0],)
