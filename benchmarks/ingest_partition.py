@@ -42,28 +42,35 @@ def child(path: str, runs: int) -> dict:
     content = Path(path).read_bytes()
     validate(spec, split_lines(spec, read_lines(content[:20000]), "warmup.csv").validated)  # imports, caches
     timings = {"read": [], "contract": [], "write": [], "total": [], "gx_suite_check": []}
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as lake:
+    with tempfile.TemporaryDirectory() as lake:
+        store = LocalStorage(root=lake)
+        for _ in range(runs):
             t0 = time.perf_counter()
             lines = read_lines(content)
             t1 = time.perf_counter()
             result = split_lines(spec, lines, "rentals_2011-06-01.csv", DAY.isoformat())
             t2 = time.perf_counter()
-            store = LocalStorage(root=lake)
             store.write_parquet("validated.parquet", result.validated)
             store.write_parquet("quarantined.parquet", result.quarantined)
             t3 = time.perf_counter()
-            outcome = validate(spec, store.read_parquet("validated.parquet"), DAY, DAY)
-            t4 = time.perf_counter()
-        assert result.conserved and outcome.success, outcome.failures
-        for stage, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t3 - t0, t4 - t3)):
-            timings[stage].append(seconds)
+            assert result.conserved
+            for stage, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                timings[stage].append(seconds)
+            del lines
+        asset_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        validated = store.read_parquet("validated.parquet")
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            outcome = validate(spec, validated, DAY, DAY)
+            timings["gx_suite_check"].append(time.perf_counter() - t0)
+            assert outcome.success, outcome.failures
     return {
         "timings": timings,
         "rows": result.raw_rows,
         "validated": result.validated.height,
         "quarantined": result.quarantined.height,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": asset_peak,
+        "peak_rss_with_gx_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "bytes": len(content),
     }
 
@@ -105,7 +112,8 @@ def main() -> None:
         "| --- | ---: | --- |",
         *[f"| {k} | {med[k]:.3f} | {', '.join(f'{x:.3f}' for x in v)} |" for k, v in r["timings"].items()],
         "",
-        f"Peak RSS of the measuring process: {r['peak_rss_mb']:.0f} MB.  ",
+        f"Peak RSS of the measuring process: {r['peak_rss_mb']:.0f} MB through the asset step, "
+        f"{r['peak_rss_with_gx_mb']:.0f} MB once the GX check has also run (pandas copy of the table).  ",
         "total = read + contract + write (the asset step); gx_suite_check is the separate check step.  ",
         f"Targets: median total <= 3 s ({'met' if med['total'] <= 3 else 'MISSED'}), "
         f"peak <= 2 GB ({'met' if r['peak_rss_mb'] <= 2048 else 'MISSED'}).",
