@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Signal:
-    partition: str  # "" for signals without a partition (a failed un-partitioned run)
+    partition: str  # the day; "run <id>" for signals of un-partitioned runs, so a run groups its own
     asset: str
     kind: str  # contract_breach, freshness, run_failure, check_failed, drift, performance
     detail: str
@@ -48,8 +48,8 @@ class Alert:
 
 # Kinds in causal order, and which kinds a later kind is a symptom of when both hit one partition:
 # a performance drop on a day whose inputs drifted is the drift's consequence, not news.
-KINDS = ("contract_breach", "freshness", "run_failure", "check_failed", "drift", "performance")
-SYMPTOM_OF = {"performance": {"drift"}}
+KINDS = ("contract_breach", "freshness", "check_failed", "run_failure", "drift", "performance")
+SYMPTOM_OF = {"performance": {"drift"}, "run_failure": {"check_failed", "contract_breach", "freshness"}}
 
 
 def group(signals: list[Signal], upstream: Mapping[str, set[str]], owners: Mapping[str, str]) -> list[Alert]:
@@ -75,3 +75,17 @@ def group(signals: list[Signal], upstream: Mapping[str, set[str]], owners: Mappi
         Alert(p, r, owners.get(r.asset, "unowned"), tuple(symptoms.get(id(r), ())))
         for p, rs in roots.items() for r in rs
     ]
+
+
+def episode_starts(flags: list[bool], persistence: int) -> bool:
+    """True on the day a condition has held for exactly `persistence` days in a row.
+
+    `flags` are the last days oldest first (a missing day counts as False). A drift or performance
+    episode pages once, when it becomes actionable, not again on every day it lasts.
+    """
+    streak = 0
+    for flag in reversed(flags):
+        if not flag:
+            break
+        streak += 1
+    return streak == persistence

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from ml.alerts import Signal, group
+from ml.alerts import Signal, episode_starts, group
 from ml.retrain_policy import DayHealth, PolicyState, RetrainPolicy, decide
 from ml.spec import UseCaseSpec
 from resources.alerts import AlertSink
@@ -61,11 +61,11 @@ def build_retrain_sensor(spec: UseCaseSpec, job, policy: RetrainPolicy) -> dg.Se
     return retrain
 
 
-def recent_mae_ratios(spec: UseCaseSpec, storage: Storage, day: str, n: int) -> list[float]:
-    """MAE ratios of the `n` days ending at `day`, oldest first; shorter when a day has no report."""
+def recent_flags(spec: UseCaseSpec, storage: Storage, stage: str, day: str, n: int, flag) -> list[bool]:
+    """`flag(report)` for the `n` days ending at `day`, oldest first; a day without a report is False."""
     days = [(date.fromisoformat(day) - timedelta(days=i)).isoformat() for i in range(n)][::-1]
-    keys = [f"{spec.name}/performance/{d}.json" for d in days]
-    return [storage.read_json(k)["mae_ratio"] for k in keys if storage.exists(k)]
+    keys = [f"{spec.name}/{stage}/{d}.json" for d in days]
+    return [storage.exists(k) and bool(flag(storage.read_json(k))) for k in keys]
 
 
 def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy) -> list[Signal]:
@@ -80,9 +80,10 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
                 asset = ev.asset_key.to_user_string()
                 kind = "freshness" if "freshness" in ev.check_name else (
                     "contract_breach" if asset.endswith(spec.name) else "check_failed")
-                out.append(Signal(ev.partition or "", asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
+                where = ev.partition or f"run {record.event_log_entry.run_id[:8]}"
+                out.append(Signal(where, asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
         elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
-            out.append(Signal("", event.job_name, "run_failure",
+            out.append(Signal(f"run {record.event_log_entry.run_id[:8]}", event.job_name, "run_failure",
                               f"{event.job_name} run {record.event_log_entry.run_id[:8]} failed: {event.message[:200]}"))
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             m = event.step_materialization_data.materialization
@@ -91,16 +92,21 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
                 n = m.metadata["dagster/row_count"].value
                 out.append(Signal(day, f"raw_{spec.name}", "contract_breach", f"{n} rows quarantined"))
             elif asset == drift and storage.exists(f"{spec.name}/drift/{day}.json"):
-                report = storage.read_json(f"{spec.name}/drift/{day}.json")
-                if report["drifted"]:
-                    out.append(Signal(day, asset, "drift", f"{len(report['drifted_features'])} feature(s) drifted",
+                # Drift and performance page once per episode, on the day the retrain trigger fires.
+                flags = recent_flags(spec, storage, "drift", day, policy.drift_persistence + 1, lambda r: r["drifted"])
+                if episode_starts(flags, policy.drift_persistence):
+                    report = storage.read_json(f"{spec.name}/drift/{day}.json")
+                    out.append(Signal(day, asset, "drift", f"drift for {policy.drift_persistence} days; "
+                                      f"{len(report['drifted_features'])} feature(s) drifted in {report['window']}",
                                       tuple(report["drifted_features"])))
             elif asset == perf and storage.exists(f"{spec.name}/performance/{day}.json"):
-                ratios = recent_mae_ratios(spec, storage, day, policy.degradation_persistence)
-                # One bad day is noise; the same persistence that triggers a retrain raises an alert.
-                if len(ratios) == policy.degradation_persistence and min(ratios) >= policy.mae_degradation:
-                    out.append(Signal(day, asset, "performance", f"MAE {ratios[-1]:.2f}x the hold-out baseline, "
-                                                                 f">= {policy.mae_degradation}x for {len(ratios)} days"))
+                n = policy.degradation_persistence
+                flags = recent_flags(spec, storage, "performance", day, n + 1,
+                                     lambda r: r["mae_ratio"] >= policy.mae_degradation)
+                if episode_starts(flags, n):
+                    ratio = storage.read_json(f"{spec.name}/performance/{day}.json")["mae_ratio"]
+                    out.append(Signal(day, asset, "performance",
+                                      f"MAE {ratio:.2f}x the hold-out baseline, >= {policy.mae_degradation}x for {n} days"))
     return out
 
 

@@ -52,3 +52,19 @@ def test_repeated_signals_of_the_same_cause_merge():
                Signal("2012-01-05", "validated", "check_failed", "conservation")]
     alerts = group(signals, UPSTREAM, OWNERS)
     assert len(alerts) == 1 and len(alerts[0].symptoms) == 1
+
+
+def test_an_episode_pages_once_when_it_reaches_the_persistence():
+    from ml.alerts import episode_starts
+
+    days = [False, True, True, True, True, False, True]
+    fired = [episode_starts(days[: i + 1], 3) for i in range(len(days))]
+    assert fired == [False, False, False, True, False, False, False]
+
+
+def test_a_run_failed_by_its_blocking_check_is_one_alert_about_the_check():
+    signals = [Signal("run ab12cd34", "retrain_rentals", "run_failure", "retrain run failed"),
+               Signal("run ab12cd34", "rental_model_evaluation", "check_failed", "promotion_gate: MAE not better")]
+    alerts = group(signals, {**UPSTREAM, "rental_model_evaluation": set()}, {"rental_model_evaluation": "training"})
+    assert len(alerts) == 1 and alerts[0].root.kind == "check_failed" and alerts[0].owner == "training"
+    assert [s.kind for s in alerts[0].symptoms] == ["run_failure"]
