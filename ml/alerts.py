@@ -56,7 +56,9 @@ def group(signals: list[Signal], upstream: Mapping[str, set[str]], owners: Mappi
     """`upstream[a]` holds every asset a depends on, transitively; roots are taken upstream-first."""
     depth = {a: len(u) for a, u in upstream.items()}
     rank = {k: i for i, k in enumerate(KINDS)}
-    ordered = sorted(signals, key=lambda s: (s.partition, depth.get(s.asset, 0), rank.get(s.kind, len(KINDS)), s.asset))
+    # Causal kind first, then lineage depth: a failed check explains its run's failure even though
+    # a job name has no place in the asset lineage.
+    ordered = sorted(signals, key=lambda s: (s.partition, rank.get(s.kind, len(KINDS)), depth.get(s.asset, 0), s.asset))
     roots: dict[str, list[Signal]] = {}
     symptoms: dict[int, list[Signal]] = {}
     for s in ordered:

@@ -65,6 +65,7 @@ def test_an_episode_pages_once_when_it_reaches_the_persistence():
 def test_a_run_failed_by_its_blocking_check_is_one_alert_about_the_check():
     signals = [Signal("run ab12cd34", "retrain_rentals", "run_failure", "retrain run failed"),
                Signal("run ab12cd34", "rental_model_evaluation", "check_failed", "promotion_gate: MAE not better")]
-    alerts = group(signals, {**UPSTREAM, "rental_model_evaluation": set()}, {"rental_model_evaluation": "training"})
+    upstream = {**UPSTREAM, "rental_model_evaluation": {"raw", "validated", "features", "training_set"}}
+    alerts = group(signals, upstream, {"rental_model_evaluation": "training"})
     assert len(alerts) == 1 and alerts[0].root.kind == "check_failed" and alerts[0].owner == "training"
     assert [s.kind for s in alerts[0].symptoms] == ["run_failure"]
