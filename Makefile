@@ -13,15 +13,17 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 install: $(BIN)/.installed
 
-demo: $(BIN)/.installed
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster-local.yaml
 	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster-local.yaml $@
+
+demo: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m orchestration.demo
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
-ui: $(BIN)/.installed
-	mkdir -p $(DAGSTER_HOME)
+ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 .PHONY: install demo test ui
