@@ -6,7 +6,7 @@ means writing a new spec, not copying the graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 
@@ -69,7 +69,6 @@ class UseCaseSpec:
     drift_columns: tuple[str, ...] = ()
     file_pattern: str = "{name}_{day}.csv"
     entity: str = ""  # singular name for asset keys ("rental_features"); defaults to `name`
-    extra: dict = field(default_factory=dict)
 
     def asset(self, what: str) -> str:
         """Asset key of a stage of this use case: `rental_features`, `rental_drift_report`, ..."""
