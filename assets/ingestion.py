@@ -5,7 +5,7 @@ import hashlib
 import dagster as dg
 import polars as pl
 
-from assets.common import (OWNERS, daily_partitions, raw_blob_key, raw_pointer_key, table_key,
+from assets.common import (OWNERS, daily_partitions, markdown_table, raw_blob_key, raw_pointer_key, table_key,
                            table_metadata)
 from ml.contract import count_rows, split_rows
 from ml.spec import UseCaseSpec
@@ -50,7 +50,7 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total_rows,
             "bytes": total_bytes,
-            "files": table_metadata(pl.DataFrame(files))["preview"],
+            "files": markdown_table(pl.DataFrame(files)),
             "sha256": files[0]["sha256"] if len(files) == 1 else f"{len(files)} files",
             "uri": storage.uri(raw_pointer_key(spec, context.partition_keys[0])),
         })
@@ -83,7 +83,7 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                    .group_by("rule").len().sort("len", descending=True))
         yield dg.MaterializeResult(asset_key=validated_key, metadata=table_metadata(good))
         yield dg.MaterializeResult(asset_key=quarantined_key, metadata={
-            **table_metadata(bad), "rules_broken": table_metadata(reasons)["preview"],
+            **table_metadata(bad), "rules_broken": markdown_table(reasons),
         })
 
     return [raw, split]

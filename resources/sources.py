@@ -68,7 +68,6 @@ class LandingSource(RentalSource):
         return storage_from_url(self.url, self.endpoint_url).list_keys(f"{spec.name}_")
 
     def version(self, name: str) -> str:
-        """Changes when the file's content changes (content hash), so a corrected file is re-ingested."""
-        import hashlib
-
-        return hashlib.sha256(storage_from_url(self.url, self.endpoint_url).read_bytes(name)).hexdigest()[:16]
+        """Changes when the file is replaced (mtime/size, or the S3 ETag), so a corrected file is
+        re-ingested; the sensor never reads file contents on its tick."""
+        return storage_from_url(self.url, self.endpoint_url).version(name)

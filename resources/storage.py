@@ -35,6 +35,10 @@ class Storage(dg.ConfigurableResource):
     def uri(self, key: str) -> str:
         raise NotImplementedError
 
+    def version(self, key: str) -> str:
+        """Changes whenever the object is rewritten, without reading its content."""
+        raise NotImplementedError
+
     def write_parquet(self, key: str, frame: pl.DataFrame) -> str:
         buf = io.BytesIO()
         frame.write_parquet(buf)
@@ -89,6 +93,10 @@ class LocalStorage(Storage):
     def uri(self, key: str) -> str:
         return str(self._path(key).resolve())
 
+    def version(self, key: str) -> str:
+        stat = self._path(key).stat()
+        return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
 
 class S3Storage(Storage):
     bucket: str
@@ -133,6 +141,9 @@ class S3Storage(Storage):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def version(self, key: str) -> str:
+        return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"].strip('"')
 
 
 def storage_from_url(url: str, endpoint_url: str | None = None) -> Storage:

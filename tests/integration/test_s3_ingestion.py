@@ -39,3 +39,9 @@ def test_landing_sensor_requests_one_run_per_landed_file(spec, june_first, s3_se
         requests = list(sensor(context))
     assert [r.partition_key for r in requests] == ["2011-06-01"]
     assert requests[0].run_key.startswith("rentals_2011-06-01.csv:")
+    # A corrected file (new content, new ETag) gets a new run key, so it is ingested again.
+    S3Storage(bucket=s3_bucket, prefix="in", endpoint_url=s3_server).write_bytes("rentals_2011-06-01.csv",
+                                                                               june_first + b"\n")
+    with dg.build_sensor_context(resources={"landing": landing}) as context:
+        again = list(sensor(context))
+    assert again[0].run_key != requests[0].run_key
