@@ -5,9 +5,14 @@ Usage (Evidently 0.7.23 needs pandas 2, so it gets its own venv, from the projec
     benchmarks/.venv-evidently/bin/pip install -r benchmarks/requirements-evidently.txt
     benchmarks/.venv-evidently/bin/python benchmarks/drift_vs_evidently.py [--rows N] [--out FILE]
 
-Both tools see the same 13 columns of the bike schema (every column except the target `cnt`,
-the event date and the ignored ids), generated here with numpy, seeded; the current frame has
-shifts injected on temp, hum, weathersit and casual (atemp follows temp).
+Two data sets, generated here with numpy, seeded, reference and current of `--rows` each:
+- bike: the 13 columns of the bike schema (every column except the target `cnt`, the event date
+  and the ignored ids); the current frame has shifts injected on temp, hum, weathersit and casual
+  (atemp follows temp);
+- shapes: 13 columns of varied shapes (normal, lognormal, Poisson ties, zero-inflated, bimodal,
+  outliers, ...), a few of them shifted in the current frame.
+The reference rows are spread over `DAYS` days, as a training window is; ml.drift calibrates its
+bars on resampled windows of `WINDOW_DAYS` of them (its monitor's default).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +35,29 @@ sys.path.insert(0, str(ROOT))
 from ml.drift import build_reference, compare  # noqa: E402
 from ml.usecases.bike_rentals import SPEC  # noqa: E402
 
-COLUMNS = [c for c in SPEC.columns if c.name not in {SPEC.target, SPEC.event_date, *SPEC.ignored}]
-CATEGORICAL = [c.name for c in COLUMNS if c.categorical]
-NUMERIC = [c.name for c in COLUMNS if not c.categorical]
-SHIFTED = ("temp", "atemp", "hum", "weathersit", "casual")
-CHUNK = "batch"  # reference split in 50 batches for the out-of-fold thresholds
+DAY = "day"  # reference rows spread over DAYS days, the calibration's unit
+DAYS, WINDOW_DAYS = 90, 7
 
 
-def generate(n: int, seed: int, shift: bool) -> pl.DataFrame:
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    generate: Callable[[int, int, bool], pl.DataFrame]  # (rows, seed, shift) -> frame
+    numeric: list[str]
+    categorical: list[str]
+    shifted: tuple[str, ...]
+    description: str
+
+    @property
+    def columns(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+def with_days(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.Series(DAY, np.arange(frame.height) * DAYS // frame.height))
+
+
+def generate_bike(n: int, seed: int, shift: bool) -> pl.DataFrame:
     """Hourly-like rows with the bike file's ranges, rounding and correlations."""
     rng = np.random.default_rng(seed)
     mnth = rng.integers(1, 13, n)
@@ -64,16 +86,56 @@ def generate(n: int, seed: int, shift: bool) -> pl.DataFrame:
         "season": season, "mnth": mnth, "hr": hr, "holiday": holiday, "weekday": weekday,
         "workingday": workingday, "weathersit": weathersit, "temp": temp, "atemp": atemp,
         "hum": hum, "windspeed": windspeed, "casual": casual, "registered": registered,
-        CHUNK: np.arange(n) * 50 // n,
     })
 
 
-def time_ours(ref: pl.DataFrame, cur: pl.DataFrame, runs: int) -> tuple[dict, object]:
-    names = [c.name for c in COLUMNS]
+def generate_shapes(n: int, seed: int, shift: bool) -> pl.DataFrame:
+    """Shapes that trip binning and CDF code: skew, ties, zero mass, two modes, rare outliers."""
+    rng = np.random.default_rng(seed)
+    s = 1.0 if shift else 0.0
+    bimodal = np.where(rng.random(n) < 0.5 + 0.1 * s, rng.normal(-2, 0.7, n), rng.normal(2, 0.7, n))
+    outlier = rng.random(n) < 0.005 + 0.015 * s
+    zipf = 1 / np.arange(1, 51)
+    return pl.DataFrame({
+        "normal": rng.normal(0.1 * s, 1, n),  # shifted by 0.1 sd
+        "normal_wide": np.round(rng.normal(100, 15, n), 1),
+        "lognormal": rng.lognormal(0.1 * s, 1, n),  # scale x 1.1
+        "exponential": rng.exponential(1, n),
+        "poisson": rng.poisson(3 + 0.3 * s, n),  # a handful of tied values
+        "zero_inflated": np.where(rng.random(n) < 0.6 + 0.1 * s, 0.0, np.round(rng.gamma(2, 5, n), 2)),
+        "bimodal": bimodal,  # modes re-weighted 60/40
+        "outliers": np.where(outlier, rng.normal(0, 50, n), rng.normal(0, 1, n)),  # 2 % outliers, not 0.5 %
+        "uniform": rng.random(n),
+        "beta": rng.beta(2, 5, n),
+        "small_cats": rng.choice(3, n, p=[0.45, 0.3, 0.25] if shift else [0.5, 0.3, 0.2]),
+        "many_cats": rng.choice(50, n, p=zipf / zipf.sum()),
+        "binary": (rng.random(n) < 0.1).astype(np.int64),
+    })
+
+
+_BIKE = [c for c in SPEC.columns if c.name not in {SPEC.target, SPEC.event_date, *SPEC.ignored}]
+DATASETS = (
+    DataSet("bike", generate_bike, [c.name for c in _BIKE if not c.categorical],
+            [c.name for c in _BIKE if c.categorical], ("temp", "atemp", "hum", "weathersit", "casual"),
+            "the 13 bike columns, hourly-like rows with the bike file's ranges, rounding and correlations; "
+            "casual/registered partly follow weathersit"),
+    DataSet("shapes", generate_shapes,
+            ["normal", "normal_wide", "lognormal", "exponential", "poisson", "zero_inflated", "bimodal",
+             "outliers", "uniform", "beta"], ["small_cats", "many_cats", "binary"],
+            ("normal", "lognormal", "poisson", "zero_inflated", "bimodal", "outliers", "small_cats"),
+            "13 columns of varied shapes: normal, rounded normal, lognormal, exponential, Poisson(3) ties, "
+            "60 % zeros + gamma, bimodal, normal with 0.5 % wide outliers, uniform, beta(2, 5), 3, 50 "
+            "(Zipf) and 2 categories"),
+)
+
+
+def time_ours(data: DataSet, ref: pl.DataFrame, cur: pl.DataFrame, runs: int) -> tuple[dict, object]:
+    """Median seconds of build_reference (sketch + calibration) and of compare."""
     times = {"build": [], "compare": [], "total": []}
     for _ in range(runs):
         start = time.perf_counter()
-        reference = build_reference(ref, names, CATEGORICAL, chunk_column=CHUNK)
+        reference = build_reference(ref, data.columns, data.categorical, day_column=DAY,
+                                    window_days=WINDOW_DAYS)
         built = time.perf_counter()
         report = compare(reference, cur)
         done = time.perf_counter()
@@ -83,14 +145,13 @@ def time_ours(ref: pl.DataFrame, cur: pl.DataFrame, runs: int) -> tuple[dict, ob
     return {k: statistics.median(v) for k, v in times.items()}, report
 
 
-def time_evidently(ref: pl.DataFrame, cur: pl.DataFrame, runs: int) -> tuple[float, dict]:
+def time_evidently(data: DataSet, ref: pl.DataFrame, cur: pl.DataFrame, runs: int) -> tuple[float, dict]:
     """Median seconds of Dataset.from_pandas + Report.run (polars -> pandas is not timed)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    names = [c.name for c in COLUMNS]
-    ref_pd, cur_pd = ref.select(names).to_pandas(), cur.select(names).to_pandas()
-    definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
+    ref_pd, cur_pd = ref.select(data.columns).to_pandas(), cur.select(data.columns).to_pandas()
+    definition = DataDefinition(numerical_columns=data.numeric, categorical_columns=data.categorical)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -117,66 +178,91 @@ def machine() -> str:
                    if line.startswith("MemTotal"))) / 2**20
     import os
 
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.platform()}"
+    # other jobs sharing the cores slow both tools; the 15-minute load average says how busy it was
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.platform()}; "
+            f"load average {os.getloadavg()[2]:.1f} over the 15 minutes before the report")
 
 
 def versions() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"no {name}"
 
     names = ("evidently", "pandas", "polars", "numpy", "scipy")
-    return ", ".join([f"python {platform.python_version()}"] + [f"{n} {version(n)}" for n in names])
+    return ", ".join([f"python {platform.python_version()}"] + [installed(n) for n in names])
 
 
-def render(args, ours: dict, report, evidently_s: float, evidently: dict) -> str:
-    ratio = evidently_s / ours["total"]
-    evidently_share = sum(v[3] for v in evidently.values()) / len(evidently)
+def interpreter() -> str:
+    python = Path(sys.executable)
+    return str(python.relative_to(ROOT) if python.is_relative_to(ROOT) else python)
+
+
+def render(args, results: list[tuple[DataSet, dict, object, float | None, dict]]) -> str:
     lines = [
         "# Drift report: ml.drift vs Evidently DataDriftPreset",
         "",
-        f"Command: `benchmarks/.venv-evidently/bin/python benchmarks/drift_vs_evidently.py "
-        f"--rows {args.rows}`",
+        f"Command: `{interpreter()} benchmarks/drift_vs_evidently.py --rows {args.rows}"
+        f"{' --skip-evidently' if args.skip_evidently else ''}`",
         "",
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
-        f"- Data: {args.rows:,} reference vs {args.rows:,} current rows, 13 bike columns "
-        f"({len(NUMERIC)} numeric, {len(CATEGORICAL)} categorical), generated with numpy "
-        "(seeds 1, 2); "
-        f"shift injected in the current frame on {', '.join(SHIFTED)} (atemp through temp, and "
-        "casual/registered partly through weathersit).",
-        f"- ml.drift: `build_reference` (sketch + out-of-fold thresholds on {CHUNK!r}, 50 chunks) "
-        f"then `compare`, median of {args.runs_ours} runs. Evidently: `Dataset.from_pandas` + "
+        f"- Data: {args.rows:,} reference vs {args.rows:,} current rows per data set, generated with numpy "
+        f"(seeds 1, 2); the reference rows spread over {DAYS} days. Rows are independent across days, so "
+        f"the bars measure the row-sampling noise of {args.rows * WINDOW_DAYS // DAYS:,}-row windows, or are "
+        "the floors where that noise is smaller.",
+        f"- ml.drift: `build_reference` (sketch + bars from {WINDOW_DAYS}-day windows of random reference days, "
+        f"resampled) then `compare`, median of {args.runs_ours} runs. Evidently: `Dataset.from_pandas` + "
         f"`Report([DataDriftPreset()]).run`, median of {args.runs_evidently} runs, same process; "
         "the polars -> pandas conversion it needs is not timed.",
         "",
-        "| | median seconds |",
-        "|---|---|",
-        f"| ml.drift build ReferenceStats | {ours['build']:.3f} |",
-        f"| ml.drift compare | {ours['compare']:.3f} |",
-        f"| ml.drift total | {ours['total']:.3f} |",
-        f"| Evidently DataDriftPreset | {evidently_s:.2f} |",
-        f"| **speed-up (Evidently / ml.drift total)** | **{ratio:.0f}x** |",
-        "",
-        f"Dataset verdict: ml.drift **{'drifted' if report.drifted else 'no drift'}** "
-        f"({report.share_drifted:.0%} of features), Evidently "
-        f"**{'drifted' if evidently_share >= 0.5 else 'no drift'}** "
-        f"({evidently_share:.0%}; both drift at 50 %). Column verdicts agree on "
-        f"{sum(r.drifted == evidently[r.column][3] for r in report.columns)} of "
-        f"{len(report.columns)} columns.",
-        "",
-        "ml.drift's build runs once per reference (training) data set; each day only pays "
-        "`compare`. Evidently has no reusable reference summary: each report reads both frames.",
-        "",
-        "| column | shifted | ml.drift | decided by (PSI / thr) | Evidently | method: score |",
-        "|---|---|---|---|---|---|",
+        "| data set | ml.drift build | ml.drift compare | ml.drift build + compare | Evidently "
+        "| Evidently / (build + compare) | Evidently / compare | column verdicts agree |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in report.columns:
-        method, score, _, drifted = evidently[row.column]
-        lines.append(
-            f"| {row.column} | {'yes' if row.column in SHIFTED else ''} | "
-            f"{'drifted' if row.drifted else 'no'} | {', '.join(row.drifted_by) or '–'} "
-            f"({row.stats['psi']:.3g} / {row.thresholds['psi']:.3g}) | "
-            f"{'drifted' if drifted else 'no'} | {method}: {score:.3g} |")
+    for data, ours, report, evidently_s, evidently in results:
+        if evidently_s is None:
+            tail = "not run | – | – | –"
+        else:
+            agree = sum(r.drifted == evidently[r.column][3] for r in report.columns)
+            tail = (f"{evidently_s:.2f} s | **{evidently_s / ours['total']:.0f}x** | "
+                    f"**{evidently_s / ours['compare']:.0f}x** | {agree} of {len(report.columns)}")
+        lines.append(f"| {data.name} | {ours['build']:.3f} s | {ours['compare']:.3f} s | "
+                     f"{ours['total']:.3f} s | {tail} |")
+    lines += ["", "ml.drift's build runs once per reference (training) data set; each window only pays "
+              "`compare`. Evidently has no reusable reference summary: each report reads both frames."]
+    for data, _, report, evidently_s, evidently in results:
+        lines += ["", f"## {data.name}: {data.description}", "",
+                  f"Shift injected in the current frame on {', '.join(data.shifted)}. ml.drift "
+                  f"**{'drifted' if report.drifted else 'no drift'}** ({report.share_drifted:.0%} of features)"
+                  + ("" if evidently_s is None else
+                     f", Evidently **{'drifted' if _share(evidently) >= 0.5 else 'no drift'}** "
+                     f"({_share(evidently):.0%}); both drift at 50 %."),
+                  "",
+                  "| column | shifted | ml.drift | decided by | PSI (thr) | KS (thr) | out of range | Evidently "
+                  "| method: score |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in report.columns:
+            theirs = evidently.get(row.column)
+            verdict = "– | –" if theirs is None else (
+                f"{'drifted' if theirs[3] else 'no'} | {theirs[0]}: {theirs[1]:.3g}")
+            lines.append(
+                f"| {row.column} | {'yes' if row.column in data.shifted else ''} | "
+                f"{'drifted' if row.drifted else 'no'} | {', '.join(row.drifted_by) or '–'} | "
+                f"{_value(row, 'psi')} | {_value(row, 'ks')} | {row.stats['out_of_range']:.2g} | {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def _value(row, stat: str) -> str:
+    """`value (threshold)`, or – where the statistic does not apply (KS of a categorical)."""
+    return "–" if stat not in row.thresholds else f"{row.stats[stat]:.3g} ({row.thresholds[stat]:.3g})"
+
+
+def _share(evidently: dict) -> float:
+    return sum(v[3] for v in evidently.values()) / len(evidently)
 
 
 def main() -> None:
@@ -184,15 +270,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs-ours", type=int, default=5)
     parser.add_argument("--runs-evidently", type=int, default=3)
+    parser.add_argument("--skip-evidently", action="store_true", help="time ml.drift only")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks/results/drift_vs_evidently.md")
     args = parser.parse_args()
-    ref, cur = generate(args.rows, 1, shift=False), generate(args.rows, 2, shift=True)
-    ours, report = time_ours(ref, cur, args.runs_ours)
-    print(f"ml.drift: {ours}", flush=True)
-    evidently_s, evidently = time_evidently(ref, cur, args.runs_evidently)
-    print(f"evidently: {evidently_s:.2f} s", flush=True)
-    text = render(args, ours, report, evidently_s, evidently)
+    results = []
+    for data in DATASETS:
+        ref, cur = with_days(data.generate(args.rows, 1, False)), data.generate(args.rows, 2, True)
+        ours, report = time_ours(data, ref, cur, args.runs_ours)
+        print(f"{data.name} ml.drift: {ours}", flush=True)
+        evidently_s, evidently = (None, {}) if args.skip_evidently else time_evidently(
+            data, ref, cur, args.runs_evidently)
+        print(f"{data.name} evidently: {evidently_s} s", flush=True)
+        results.append((data, ours, report, evidently_s, evidently))
+    text = render(args, results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -1,20 +1,25 @@
-"""Build the reference and calibrate per-column thresholds, out of fold, on its own chunks.
+"""Build the reference and calibrate per-column thresholds on resampled windows of random days.
 
-A fixed PSI 0.2 means different things for 24 rows and for a million: sampling noise alone
-grows as the batch shrinks. So each chunk of the reference period (a day, a week: use chunks the
-size of the batches that will be monitored) is scored exactly as `compare` scores a current
-frame, but against the reference counts MINUS that chunk, so a chunk never vouches for itself.
-The discretisation (bin edges, KS support) stays that of the full reference; every frequency
-and CDF value is out of fold, and for KS on an exact support this equals scipy's `ks_2samp`
-between the chunk and the rest.
+A bar must measure sampling noise at the size of the window that will be judged, not the
+reference's own seasonality. Contiguous weekly chunks of a 90-day training window carry its
+season (January vs March temperatures), so their bars were enormous: April 2011 against a
+Jan-Mar 2011 reference had `temp` PSI 4.86 under a bar of 5.52. Instead, each of `n_resamples`
+windows is `window_days` days drawn at random, without replacement, from the reference: a window
+of the reference's own process, with its day-to-day variation (weather) but spread over the
+season. It is scored exactly as `compare` scores a current frame, against the reference counts
+MINUS those days, so a window never vouches for itself. Every column is counted once per day;
+a window's counts are a sum of day counts, so all resamples are scored in one vectorised call.
+The discretisation (bin edges, KS support) stays that of the full reference.
 
-Threshold per column and statistic = `margin` x the `quantile` of the chunks' absolute values
-(default 1.2 x the 95th percentile: the 95th ignores the odd storm or holiday in the reference,
-the 20 % margin keeps the false alarm rate under ~5 % per statistic), never below `FLOORS`
-(changes too small to act on, e.g. PSI < 0.01, even for a perfectly stable reference). With
-fewer than `MIN_CHUNKS` chunks the fixed `FALLBACK_THRESHOLDS` are kept. A threshold above a
-statistic's maximum (KS 1, JS ln 2) says that, on chunks this small, the statistic cannot tell
-drift from day-to-day variation (a single day's temperatures vs a season); the others decide.
+A column drifts when ANY of its decisive statistics passes its bar, so the false alarms of one
+column are the union over its statistics. Each column's bars are the q-quantiles of its
+resampled |statistics|, with the smallest common q (on a grid from 1 - alpha to 1) at which at
+most `alpha` of the resamples pass any bar. Bars never go below `FLOORS` (changes too small to
+act on, e.g. PSI < 0.01, even for a perfectly stable reference). With fewer than
+`2 x window_days` reference days the fixed `FALLBACK_THRESHOLDS` are kept.
+
+`alpha` (1 %) is the rate on the reference's own days; fresh windows run a little higher, since
+90 days are themselves a sample of the weather: measured ~1.5 % a column (tests' simulation).
 """
 
 from __future__ import annotations
@@ -28,57 +33,93 @@ from ml.drift.measure import count, reference_counts, score
 from ml.drift.reference import DECISIVE, ReferenceStats
 from ml.drift.sketch import Groups, summarise
 
-MIN_CHUNKS = 5
 FLOORS = {"psi": 0.01, "js": 0.005, "ks": 0.01, "missing": 0.01}
+QUANTILE_STEPS = 101  # grid of common quantile levels between 1 - alpha and 1
 
 
-def chunk_statistics(reference: ReferenceStats, frame: pl.DataFrame,
-                     chunk_column: str) -> dict[str, dict[str, np.ndarray]]:
-    """Per column, per statistic: one out-of-fold value per chunk (chunks in sorted order).
+def day_codes(frame: pl.DataFrame, day_column: str) -> np.ndarray:
+    """0-based day of every row in sorted day order (timestamps are cut to their date)."""
+    days = frame[day_column]
+    if days.has_nulls():
+        raise ValueError(f"day column {day_column!r} has nulls")
+    if days.dtype == pl.Datetime:
+        days = days.dt.date()
+    return days.rank("dense").cast(pl.Int64).to_numpy() - 1
+
+
+def window_draws(n_days: int, window_days: int, n_resamples: int, seed: int = 0) -> np.ndarray:
+    """(n_resamples, window_days) day indices, each row drawn without replacement."""
+    keys = np.random.default_rng(seed).random((n_resamples, n_days))
+    return np.argsort(keys, axis=1)[:, :window_days]
+
+
+def window_statistics(reference: ReferenceStats, frame: pl.DataFrame, codes: np.ndarray,
+                      draws: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per column, per statistic: one value per window of `draws` (rows of day indices into
+    `codes`, the rows' days), scored against the reference minus the window's days.
 
     `frame` must be the frame `reference` was summarised from.
     """
-    if frame[chunk_column].has_nulls():
-        raise ValueError(f"chunk column {chunk_column!r} has nulls")
-    groups = Groups.of(frame[chunk_column].rank("dense").cast(pl.Int64).to_numpy() - 1)
+    groups = Groups.of(codes)
     out = {}
     for name, col in reference.columns.items():
-        chunk = count(col, frame[name], groups)
+        window = {k: v[draws].sum(axis=1) for k, v in count(col, frame[name], groups).items()}
         total = reference_counts(col)
-        rest = {key: total[key] - chunk[key] for key in total}
-        out[name] = score(rest, chunk, pvalues=False)
+        rest = {k: total[k] - window[k] for k in total}
+        out[name] = score(rest, window, pvalues=False)
     return out
 
 
-def calibrate(reference: ReferenceStats, frame: pl.DataFrame, chunk_column: str,
-              quantile: float = 0.95, margin: float = 1.2) -> ReferenceStats:
-    """Set every column's thresholds from its out-of-fold chunk statistics (in place)."""
-    n_chunks = frame[chunk_column].n_unique()
-    if n_chunks < MIN_CHUNKS:
+def bars(values: np.ndarray, floors: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Per-statistic bars from (resamples, statistics) |values|: the q-quantiles, floored, at
+    the smallest q for which at most `alpha` of the resamples pass any bar; and that q."""
+    levels = np.linspace(1 - alpha, 1, QUANTILE_STEPS)
+    candidates = np.maximum(np.quantile(values, levels, axis=0), floors)  # (levels, statistics)
+    union = (values[None] > candidates[:, None]).any(axis=-1).mean(axis=-1)
+    best = int(np.argmax(union <= alpha))  # the last level (the maximum) always qualifies
+    return candidates[best], float(levels[best])
+
+
+def calibrate(reference: ReferenceStats, frame: pl.DataFrame, day_column: str,
+              window_days: int = 7, n_resamples: int = 300, alpha: float = 0.01,
+              seed: int = 0) -> ReferenceStats:
+    """Set every column's thresholds from resampled windows of random reference days (in place)."""
+    codes = day_codes(frame, day_column)
+    n_days = int(codes.max()) + 1 if codes.size else 0
+    if n_days < 2 * window_days:
         return reference
-    for name, stats in chunk_statistics(reference, frame, chunk_column).items():
+    draws = window_draws(n_days, window_days, n_resamples, seed)
+    levels = []
+    for name, stats in window_statistics(reference, frame, codes, draws).items():
         col = reference.columns[name]
-        for stat in DECISIVE[col.sketch.kind]:
-            values = np.abs(stats[stat])
-            high = np.nanquantile(values, quantile) if np.isfinite(values).any() else 0.0
-            col.thresholds[stat] = float(max(FLOORS[stat], margin * high))
-    reference.n_chunks = n_chunks
-    reference.threshold_rule = f"{margin} x q{quantile} of {n_chunks} out-of-fold chunks"
+        decisive = DECISIVE[col.sketch.kind]
+        # NaN: the window has no value of the column, so nothing to fire on
+        values = np.nan_to_num(np.abs(np.stack([stats[s] for s in decisive], axis=-1)), nan=0.0)
+        thresholds, level = bars(values, np.array([FLOORS[s] for s in decisive]), alpha)
+        col.thresholds.update(zip(decisive, thresholds.tolist()))
+        levels.append(level)
+    reference.n_days, reference.window_days, reference.n_resamples = n_days, window_days, n_resamples
+    reference.threshold_rule = (
+        f"per column q{min(levels):.3g}-q{max(levels):.3g} of {n_resamples} windows of "
+        f"{window_days} random reference days (out of fold), so at most {alpha:.1%} of them "
+        "pass any bar")
     return reference
 
 
 def build_reference(frame: pl.DataFrame, columns: Sequence[str], categorical: Collection[str] = (),
                     *, prediction: str | None = None, target: str | None = None,
-                    chunk_column: str | None = None, n_bins: int = 10, max_support: int = 5000,
-                    quantile: float = 0.95, margin: float = 1.2) -> ReferenceStats:
-    """Sketch `columns` of the reference frame once and calibrate thresholds on its chunks.
+                    day_column: str | None = None, window_days: int = 7, n_resamples: int = 300,
+                    alpha: float = 0.01, seed: int = 0, n_bins: int = 10,
+                    max_support: int = 1000) -> ReferenceStats:
+    """Sketch `columns` of the reference frame once and calibrate thresholds on random-day windows
+    of `window_days`, the size of the windows `compare` will judge.
 
     `prediction` and `target` (if given, and in `columns`) get those roles; the rest are
-    features. Without `chunk_column` the fixed fallback thresholds are used.
+    features. Without `day_column` the fixed fallback thresholds are used.
     """
     roles = {c: "feature" for c in columns}
     roles.update({c: r for c, r in ((prediction, "prediction"), (target, "target")) if c in roles})
     reference = summarise(frame, list(columns), set(categorical), roles, n_bins, max_support)
-    if chunk_column is not None:
-        calibrate(reference, frame, chunk_column, quantile, margin)
+    if day_column is not None:
+        calibrate(reference, frame, day_column, window_days, n_resamples, alpha, seed)
     return reference

@@ -1,8 +1,8 @@
 """Count a frame against a column's reference sketch, then score the counts.
 
 Counting is split from scoring so one code path serves both the daily comparison (one group:
-the current frame) and the out-of-fold calibration (one group per chunk, scored against the
-reference counts minus that chunk's counts).
+the current frame) and the calibration (one group per reference day, counted once; a resampled
+window is a sum of day counts, scored against the reference counts minus its own).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ml.drift import statistics as st
 from ml.drift.reference import ColumnRef, NumericRef
 from ml.drift.sketch import Groups, value_counts
 
-STATISTICS = ("psi", "kl", "js", "ks", "ks_pvalue", "chi2", "chi2_pvalue", "missing")
+STATISTICS = ("psi", "kl", "js", "ks", "ks_pvalue", "chi2", "chi2_pvalue", "missing",
+              "out_of_range")
 
 
 def count(ref: ColumnRef, series: pl.Series, groups: Groups) -> dict:
@@ -26,7 +27,7 @@ def count(ref: ColumnRef, series: pl.Series, groups: Groups) -> dict:
     """
     sketch = ref.sketch
     if isinstance(sketch, NumericRef):
-        out = {key: [] for key in ("n", "missing", "le", "lt", "bins")}
+        out = {key: [] for key in ("n", "missing", "le", "lt", "bins", "outside")}
         for part in groups.split(series.cast(pl.Float64).to_numpy()):
             v = np.sort(part)  # NaN (missing) sorts last
             v = v[: np.searchsorted(v, np.inf, side="right")]
@@ -36,6 +37,8 @@ def count(ref: ColumnRef, series: pl.Series, groups: Groups) -> dict:
             out["lt"].append(np.searchsorted(v, sketch.support, side="left"))
             out["bins"].append(np.diff(np.searchsorted(v, sketch.edges, side="right"),
                                        prepend=0, append=v.size))
+            out["outside"].append(np.searchsorted(v, sketch.low) + v.size
+                                  - np.searchsorted(v, sketch.high, side="right"))
         return {key: np.array(value, dtype=np.int64) for key, value in out.items()}
     g, values, counts, missing = value_counts(series, groups)
     index = {c: i for i, c in enumerate(sketch.categories)}
@@ -53,15 +56,18 @@ def reference_counts(ref: ColumnRef) -> dict:
     """The reference's own counts, in the same layout as `count` (no group axis)."""
     out = {"n": np.int64(ref.n), "missing": np.int64(ref.n_missing)}
     if isinstance(ref.sketch, NumericRef):
-        return {**out, "le": ref.sketch.cum_counts, "bins": ref.sketch.bin_counts}
+        return {**out, "le": ref.sketch.cum_counts, "bins": ref.sketch.bin_counts,
+                "outside": np.int64(0)}
     return {**out, "cats": ref.sketch.counts}
 
 
 def score(ref: dict, cur: dict, pvalues: bool = True) -> dict[str, np.ndarray]:
     """Every statistic of current vs reference counts, one value per group (NaN if n/a).
 
-    `missing` is the signed change of missing rate (current - reference). `pvalues=False`
-    skips the (slow, never decisive) KS and chi-squared p-values, e.g. when calibrating.
+    `missing` is the signed change of missing rate (current - reference); `out_of_range` the
+    share of current values outside the reference [min, max], where trees predict flat (numeric
+    only, display). `pvalues=False` skips the never decisive KS and chi-squared p-values, e.g.
+    when calibrating.
     """
     n_cur = cur["n"].astype(np.float64)
     nan = np.full(n_cur.shape, np.nan)
@@ -74,6 +80,7 @@ def score(ref: dict, cur: dict, pvalues: bool = True) -> dict[str, np.ndarray]:
         ref_cdf = ref["le"] / np.maximum(n_ref, 1)[..., None]
         scale = np.maximum(n_cur, 1)[:, None]
         out["ks"] = st.ks_statistic(ref_cdf, cur["le"] / scale, cur["lt"] / scale)
+        out["out_of_range"] = cur["outside"] / np.maximum(n_cur, 1)
         if pvalues:
             out["ks_pvalue"] = st.ks_pvalue(out["ks"], n_ref, n_cur)
     else:

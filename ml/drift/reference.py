@@ -5,10 +5,11 @@ as a versioned JSON artifact; comparing a current frame never rescans the refere
 
 KS needs the reference empirical CDF. It is kept on the distinct reference values with their
 cumulative counts, which is exact and small for the bike columns (at most a few hundred distinct
-values each). A column with more than `max_support` distinct values (default 5,000) keeps the
+values each). A column with more than `max_support` distinct values (default 1,000) keeps the
 CDF on a grid of `max_support` reference quantiles instead: 2 x 8 bytes per point in memory
-(~80 KB a column, vs 8 MB for 1M sorted floats) and the KS statistic is then off by at most
-1 / max_support, the reference mass between two grid points (asserted in the tests).
+(~16 KB a column, vs 8 MB for 1M sorted floats) and the KS statistic is then off by at most
+1 / max_support = 0.001, the reference mass between two grid points (asserted in the tests), a
+tenth of the smallest KS bar; calibrating hundreds of windows costs in proportion to the grid.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: reference min/max per numeric column, resampled-window calibration
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # Effect sizes that decide drift, per column kind (p-values never do).
 DECISIVE = {"numeric": ("psi", "js", "ks", "missing"), "categorical": ("psi", "js", "missing")}
-# Used when the reference has fewer than MIN_CHUNKS chunks to calibrate on (see calibration.py).
+# Used when the reference has too few days to resample windows from (see calibration.py).
 FALLBACK_THRESHOLDS = {"psi": 0.2, "js": 0.1, "ks": 0.15, "missing": 0.05}
 
 
@@ -34,6 +35,8 @@ class NumericRef:
     cum_counts: np.ndarray  # reference rows <= support[k]
     exact_ks: bool  # support holds every distinct value, so KS equals scipy's
     quantiles: dict[str, float]
+    low: float  # smallest and largest reference values: trees extrapolate flat beyond them
+    high: float
     kind: str = "numeric"
 
 
@@ -66,7 +69,9 @@ class ColumnRef:
 class ReferenceStats:
     columns: dict[str, ColumnRef]
     n_rows: int
-    n_chunks: int = 0  # chunks the thresholds were calibrated on; 0 means fallbacks
+    n_days: int = 0  # reference days the thresholds were calibrated on; 0 means fallbacks
+    window_days: int = 0  # size of the resampled windows, the size of the windows to be judged
+    n_resamples: int = 0
     threshold_rule: str = "fallback"
     format_version: int = FORMAT_VERSION
 

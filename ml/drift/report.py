@@ -2,7 +2,8 @@
 
 A column drifts only when an EFFECT SIZE (PSI, JS, KS statistic, missing-rate change) exceeds
 its calibrated threshold. p-values (KS, chi-squared) are reported but never decide: with enough
-rows every negligible difference is "significant".
+rows every negligible difference is "significant". The out-of-range share (current values
+outside the reference [min, max]) is reported too: there a tree model extrapolates flat.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ml.drift.measure import count, reference_counts, score
 from ml.drift.reference import DECISIVE, ReferenceStats
 from ml.drift.sketch import Groups
 
-COLUMNS_SHOWN = ("psi", "js", "ks", "ks_pvalue", "chi2_pvalue", "missing")
+COLUMNS_SHOWN = ("psi", "js", "ks", "ks_pvalue", "chi2_pvalue", "missing", "out_of_range")
 
 
 @dataclass
@@ -26,7 +27,7 @@ class ColumnDrift:
     role: str  # "feature" | "prediction" | "target"
     kind: str  # "numeric" | "categorical"
     n_current: int
-    stats: dict[str, float]  # psi, kl, js, ks, ks_pvalue, chi2, chi2_pvalue, missing (NaN if n/a)
+    stats: dict[str, float]  # measure.STATISTICS (NaN if n/a)
     thresholds: dict[str, float]
     drifted_by: tuple[str, ...] = ()  # effect sizes above their threshold
 
@@ -61,8 +62,8 @@ class DriftReport:
             f"drift); {self.n_current} current rows; thresholds: {self.threshold_rule}.",
             "",
             "| column | role | PSI (thr) | JS (thr) | KS (thr) | KS p | chi2 p | missing Δ (thr) "
-            "| drifted |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| out of range | drifted |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in self.columns:
             cells = " | ".join(_cell(c, s) for s in COLUMNS_SHOWN)

@@ -1,7 +1,7 @@
 """Sketch a reference frame in one pass per column, and the grouping shared with measure.py.
 
 Columns are sorted once (numpy's sort is the fastest primitive here) to get the KS support,
-the quantile bin edges and the quantiles; categorical columns are counted.
+the quantile bin edges, the quantiles and the range; categorical columns are counted.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def value_counts(series: pl.Series,
 
 
 def sketch_numeric(values: np.ndarray, n_bins: int, max_support: int) -> tuple[NumericRef, int]:
-    """Bin edges, KS support and quantiles of the non-NaN `values`, and the NaN count."""
+    """Bin edges, KS support, quantiles and range of the non-NaN `values`, and the NaN count."""
     v = np.sort(values)
     v = v[: np.searchsorted(v, np.inf, side="right")]  # NaN sorts last
     if v.size == 0:
@@ -92,7 +92,8 @@ def sketch_numeric(values: np.ndarray, n_bins: int, max_support: int) -> tuple[N
     high = np.minimum(low + 1, v.size - 1)
     values_at = v[low] + (position - low) * (v[high] - v[low])
     quantiles = dict(zip(map(str, QUANTILES), values_at.tolist()))
-    sketch = NumericRef(edges, bin_counts, support, cum, last.size <= max_support, quantiles)
+    sketch = NumericRef(edges, bin_counts, support, cum, last.size <= max_support, quantiles,
+                        float(v[0]), float(v[-1]))
     return sketch, values.size - v.size
 
 
@@ -105,7 +106,7 @@ def sketch_categorical(series: pl.Series) -> tuple[CategoricalRef, int]:
 
 
 def summarise(frame: pl.DataFrame, columns: list[str], categorical: set[str], roles: dict[str, str],
-              n_bins: int = 10, max_support: int = 5000) -> ReferenceStats:
+              n_bins: int = 10, max_support: int = 1000) -> ReferenceStats:
     """Sketch each column once; thresholds start at the fixed fallbacks."""
     refs = {}
     for name in columns:

@@ -1,7 +1,7 @@
 """Drift statistics on bin counts and empirical CDFs, vectorised over a leading batch axis.
 
 Every function takes arrays whose LAST axis is the bins (or the KS support) and reduces it, so
-one call scores a single current frame or every calibration chunk at once.
+one call scores a single current frame or every resampled calibration window at once.
 
 Logarithms are natural (results in nats): PSI, KL and JS use `np.log`; JS is therefore bounded
 by ln 2 ~= 0.693. PSI and KL are infinite on an empty bin, so proportions are floored at `EPS`
@@ -58,16 +58,18 @@ def ks_statistic(ref_cdf: np.ndarray, cur_le: np.ndarray, cur_lt: np.ndarray) ->
 
 
 def ks_pvalue(d: np.ndarray, n_ref: np.ndarray, n_cur: np.ndarray) -> np.ndarray:
-    """Two-sided p-value from the Kolmogorov distribution, as `ks_2samp(method="asymp")`.
+    """Two-sided p-value from the asymptotic Kolmogorov distribution, for display only.
 
-    scipy's exact method (its default below 10,000 rows) is not reproduced: the p-value is only
+    P(K > (sqrt(en) + 0.12 + 0.11 / sqrt(en)) * d) with en = n m / (n + m) (Stephens' small-sample
+    correction): one vectorised `special.kolmogorov` call, where the exact finite-n distribution
+    (`stats.kstwo`, what `ks_2samp(method="asymp")` uses) took 1 s of a 1.3 s 1M-row compare.
+    Within 0.02 of `ks_2samp`'s p-value from 24 rows on (tests): good enough to read, and only
     reported, never used for the verdict.
     """
     n_ref, n_cur = np.asarray(n_ref, dtype=np.float64), np.asarray(n_cur, dtype=np.float64)
-    m, n = np.maximum(n_ref, n_cur), np.minimum(n_ref, n_cur)
     with np.errstate(invalid="ignore", divide="ignore"):
-        en = np.round(m * n / (m + n))
-        return np.where(en > 0, stats.kstwo.sf(d, np.maximum(en, 1)), np.nan)
+        root = np.sqrt(n_ref * n_cur / (n_ref + n_cur))
+        return np.where(root > 0, special.kolmogorov((root + 0.12 + 0.11 / root) * d), np.nan)
 
 
 def chi2_homogeneity(ref_counts: np.ndarray,

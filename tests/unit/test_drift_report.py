@@ -15,17 +15,28 @@ CATEGORICAL = [c.name for c in SPEC.input_columns if c.categorical]
 
 
 @pytest.fixture(scope="module")
-def summer():
-    """Summer 2012 (a stationary period): 30 random held-out days and a reference of the rest."""
+def summer_split():
+    """Summer 2012 (a stationary period): the reference days and 30 random held-out days."""
     frame = pl.read_csv(DATA, try_parse_dates=True).filter(
         pl.col("dteday").is_between(pl.date(2012, 6, 1), pl.date(2012, 8, 31)))
     frame = frame.with_columns(prediction=pl.col("cnt").mean().over("hr", "workingday"))
     days = frame["dteday"].unique().sort()
     held = days.gather(np.random.default_rng(0).choice(days.len(), 30, replace=False))
-    reference = build_reference(
-        frame.filter(~pl.col("dteday").is_in(held.implode())), [*FEATURES, "prediction", "cnt"],
-        CATEGORICAL, prediction="prediction", target="cnt", chunk_column="dteday")
-    return reference, [frame.filter(pl.col("dteday") == d) for d in held]
+    return (frame.filter(~pl.col("dteday").is_in(held.implode())),
+            [frame.filter(pl.col("dteday") == d) for d in held])
+
+
+def summer_reference(frame: pl.DataFrame, window_days: int):
+    """Bars calibrated for windows of `window_days`, the size of what the test judges."""
+    return build_reference(frame, [*FEATURES, "prediction", "cnt"], CATEGORICAL, prediction="prediction",
+                           target="cnt", day_column="dteday", window_days=window_days)
+
+
+@pytest.fixture(scope="module")
+def summer(summer_split):
+    """The reference calibrated for single days, and the held-out days."""
+    frame, days = summer_split
+    return summer_reference(frame, 1), days
 
 
 def test_thirty_fresh_days_from_a_stationary_period_raise_no_dataset_drift(summer):
@@ -41,22 +52,26 @@ def test_fresh_iid_samples_across_seeds_raise_no_drift():
         return pl.DataFrame({"day": np.arange(n) // 500, "x": rng.normal(0, 1, n),
                              "y": rng.gamma(2, 1, n), "k": rng.choice(4, n, p=[.4, .3, .2, .1])})
 
-    reference = build_reference(sample(0, 20_000), ["x", "y", "k"], ["k"], chunk_column="day")
+    reference = build_reference(sample(0, 20_000), ["x", "y", "k"], ["k"], day_column="day", window_days=1)
     reports = [compare(reference, sample(seed, 500)) for seed in range(1, 41)]
     assert not any(r.drifted for r in reports)
     assert np.mean([r.share_drifted for r in reports]) < 0.1
 
 
-def test_temperature_shift_of_0_3_is_flagged_on_days_and_on_a_month(summer):
+def test_temperature_shift_of_0_3_is_flagged_on_days_and_on_a_month(summer, summer_split):
     reference, days = summer
     shifted = [compare(reference, d.with_columns(pl.col("temp") + 0.3)) for d in days]
     assert np.mean(["temp" in r.drifted_features for r in shifted]) >= 0.8
-    month = compare(reference, pl.concat(days).with_columns(pl.col("temp") + 0.3))
+    monthly = summer_reference(summer_split[0], 30)
+    month = compare(monthly, pl.concat(days).with_columns(pl.col("temp") + 0.3))
     assert "temp" in month.drifted_features
+    assert "temp" not in compare(monthly, pl.concat(days)).drifted_features
 
 
-def test_broad_covariate_shift_makes_the_dataset_drift(summer):
-    reference, days = summer
+def test_broad_covariate_shift_makes_the_dataset_drift(summer_split):
+    frame, days = summer_split
+    reference = summer_reference(frame, 7)  # what the monitor judges: the last week
+    assert not compare(reference, pl.concat(days[:7])).drifted
     winter_like = pl.concat(days[:7]).with_columns(
         pl.col("temp", "atemp") - 0.4, pl.col("hum") * 0.5, season=pl.lit(1), mnth=pl.lit(1),
         weathersit=pl.lit(3), windspeed=pl.col("windspeed") + 0.3)
@@ -75,7 +90,7 @@ def test_tiny_shift_on_a_huge_sample_is_significant_but_not_drift():
     rng = np.random.default_rng(5)
     reference = build_reference(
         pl.DataFrame({"day": np.arange(400_000) // 20_000, "x": rng.normal(0, 1, 400_000)}),
-        ["x"], chunk_column="day")
+        ["x"], day_column="day", window_days=5)
     report = compare(reference, pl.DataFrame({"x": rng.normal(0.02, 1, 400_000)}))
     row = report.columns[0]
     assert row.stats["ks_pvalue"] < 1e-6
@@ -96,6 +111,8 @@ def test_markdown_and_png_show_every_column_and_the_verdict(summer):
     report = compare(reference, days[0].with_columns(pl.col("temp") + 0.3))
     markdown = report.to_markdown()
     assert all(f"| {name} |" in markdown for name in reference.columns)
-    assert "| temp | feature |" in markdown and "no drift" in markdown
+    assert "| temp | feature |" in markdown and "no drift" in markdown and "| out of range |" in markdown
+    temp = next(c for c in report.columns if c.column == "temp")
+    assert temp.stats["out_of_range"] > 0 and f"| {temp.stats['out_of_range']:.3g} | yes |" in markdown
     png = render_psi_png(report)
     assert png.startswith(b"\x89PNG") and len(png) > 5000
