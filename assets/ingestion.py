@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.common import (OWNERS, daily_partitions, markdown_table, raw_blob_key, raw_pointer_key, table_key,
                            table_metadata)
-from ml.contract import count_rows, split_rows
+from ml.contract import count_rows, labels_pending_rows, split_rows
 from ml.spec import UseCaseSpec
 from resources.sources import RentalSource
 from resources.storage import Storage
@@ -81,7 +81,10 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         good, bad = pl.concat(validated), pl.concat(quarantined)
         reasons = (bad.select(pl.col("reason").str.extract_all(r"\[([a-z_.]+)\]").alias("rule")).explode("rule")
                    .group_by("rule").len().sort("len", descending=True))
-        yield dg.MaterializeResult(asset_key=validated_key, metadata=table_metadata(good))
+        # Rows whose labels have not arrived yet: validated with nulls, complete when the day lands again.
+        yield dg.MaterializeResult(asset_key=validated_key, metadata={
+            **table_metadata(good), "labels_pending_rows": labels_pending_rows(spec, good),
+        })
         yield dg.MaterializeResult(asset_key=quarantined_key, metadata={
             **table_metadata(bad), "rules_broken": markdown_table(reasons),
         })

@@ -5,6 +5,7 @@ import polars as pl
 
 from assets.common import daily_partitions, table_key
 from assets.features import load_days
+from ml.contract import labels_pending_rows
 from ml.features import feature_contract_violations, skew
 from ml.scoring import scoring_features
 from ml.spec import UseCaseSpec
@@ -16,14 +17,17 @@ def build_feature_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
     partitions = daily_partitions(spec)
 
     @dg.asset_check(asset=features_key, name="feature_contract", blocking=True, partitions_def=partitions,
-                    description="No leakage column among inputs, every feature present, no nulls, values in range.")
+                    description="No leakage column among inputs, every feature present, no nulls, values in range; "
+                                "the target may be null (labels pending).")
     def feature_contract(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         frame = load_days(spec, storage, "features", list(context.partition_keys))
         problems = feature_contract_violations(spec, frame)
+        pending = labels_pending_rows(spec, frame)
         return dg.AssetCheckResult(
             passed=not problems,
-            description="; ".join(problems[:10]) or f"{frame.width} columns, {frame.height} rows within contract",
-            metadata={"problems": len(problems), "rows": frame.height},
+            description="; ".join(problems[:10])
+            or f"{frame.width} columns, {frame.height} rows within contract ({pending} with labels pending)",
+            metadata={"problems": len(problems), "rows": frame.height, "labels_pending_rows": pending},
         )
 
     @dg.asset_check(asset=features_key, name="training_serving_skew", partitions_def=partitions,

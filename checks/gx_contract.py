@@ -1,6 +1,9 @@
 """The row-level contract of validated data as a Great Expectations 1.x suite, derived from the spec.
 
 GX is imported lazily: it costs seconds to import, and only validation needs it.
+
+Labels arrive late, so label columns (target and leakage) may be null, but only all together: each
+is expected not null on the rows where any label column is present (a row condition).
 """
 
 from __future__ import annotations
@@ -44,12 +47,15 @@ def _sum_column(rule) -> str:
 def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date | None = None):
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column, OrCondition
 
     suite = gx.ExpectationSuite(name=f"{spec.name}_validated")
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=list(spec.column_names), exact_match=False))
+    labelled = OrCondition(conditions=[Column(name).is_not_null() for name in spec.label_columns])
     for c in spec.columns:
         if not c.nullable:
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=c.name))
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(
+                column=c.name, row_condition=labelled if c.name in spec.label_columns else None))
         if c.allowed is not None:
             suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=list(c.allowed)))
         elif c.min is not None or c.max is not None:
@@ -64,6 +70,7 @@ def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date
         gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)) if len(spec.key) > 1
         else gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]))
     for rule in spec.sum_rules:
+        # Pending rows have a null total and a null sum: GX skips a pair when both values are missing.
         suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=rule.total, column_B=_sum_column(rule)))
     return suite
 
@@ -76,7 +83,7 @@ def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = No
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     frame = frame.with_columns(
-        [pl.sum_horizontal(r.parts).alias(_sum_column(r)) for r in spec.sum_rules]
+        [pl.sum_horizontal(r.parts, ignore_nulls=False).alias(_sum_column(r)) for r in spec.sum_rules]
         + [pl.col(spec.event_date).cast(pl.Datetime("us"))]
     )
     context = gx.get_context(mode="ephemeral")

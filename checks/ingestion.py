@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.common import daily_partitions, markdown_table, table_key
 from assets.ingestion import read_raw
-from ml.contract import schema_violations
+from ml.contract import labels_pending_rows, schema_violations
 from ml.spec import UseCaseSpec
 from resources.storage import Storage
 
@@ -64,7 +64,8 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
             passed=outcome.success,
             description="; ".join(f"{o.expectation}({o.column}): {o.unexpected} rows" for o in outcome.failures)
             or f"{len(outcome.outcomes)} expectations hold on {outcome.rows} rows",
-            metadata={"expectations": dg.MetadataValue.md(outcome.to_markdown()), "rows": outcome.rows},
+            metadata={"expectations": dg.MetadataValue.md(outcome.to_markdown()), "rows": outcome.rows,
+                      "labels_pending_rows": labels_pending_rows(spec, frame)},
         )
 
     @dg.asset_check(asset=validated_key, name="conservation", blocking=True, partitions_def=partitions,

@@ -6,6 +6,10 @@ names the file, the column and the rule. The *row* gate sends every data row to 
 tables: `validated` (typed, de-duplicated) or `quarantined` (the exact text of the line, its line
 number and every rule it broke). Nothing is dropped: rows(raw) == rows(validated) + rows(quarantined).
 
+Labels arrive late: a day's file first lands with the label columns (target and leakage) blank and
+lands again, complete, days later. A row with all of them blank is validated with nulls there
+("labels pending"); a row with some blank and some present is quarantined (`labels.partial`).
+
 Lines are read as text first (polars, vectorised) so that a malformed line is quarantined with
 its own words instead of aborting the parse. Files are plain CSV without quoted fields.
 """
@@ -88,8 +92,12 @@ def count_rows(content: bytes) -> int:
     return max(read_lines(content).height - 1, 0)
 
 
+def _header_names(text: str) -> list[str]:
+    return [h.strip().lstrip("\ufeff") for h in text.split(DELIMITER)]
+
+
 def _header(lines: pl.DataFrame) -> list[str]:
-    return [h.strip().lstrip("\ufeff") for h in lines[_LINE][0].split(DELIMITER)]
+    return _header_names(lines[_LINE][0])
 
 
 def schema_violations(spec: UseCaseSpec, content: bytes, file: str) -> list[Violation]:
@@ -172,13 +180,30 @@ def _parse_int_lenient(expr: pl.Expr) -> pl.Expr:
     return pl.when(as_float == as_float.floor()).then(as_float).cast(pl.Int64, strict=False)
 
 
+def _blank(name: str) -> pl.Expr:
+    return pl.col(name).is_null() | (pl.col(name) == "")
+
+
+def _partial_labels(spec: UseCaseSpec) -> tuple[pl.Expr, pl.Expr]:
+    """Label columns come as one outcome: some blank and some present is a broken row, not a late one."""
+    blank = {name: _blank(name) for name in spec.label_columns}
+    which = pl.concat_str([pl.when(b).then(pl.lit(n)) for n, b in blank.items()], separator=", ", ignore_nulls=True)
+    return (pl.any_horizontal(*blank.values()) & ~pl.all_horizontal(*blank.values()),
+            pl.format(f"labels ({', '.join(spec.label_columns)}): {{}} blank while the others are present; "
+                      "they arrive together or not at all [labels.partial]", which))
+
+
 def _row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(broken?, reason) for every row rule. Reasons are only rendered for broken rows."""
-    rules: list[tuple[pl.Expr, pl.Expr]] = []
+    """(broken?, reason) for every row rule. Reasons are only rendered for broken rows.
+
+    A rule on a blank value does not fire (null fills to False): blank is judged by not_null, or,
+    for label columns, by `labels.partial` alone.
+    """
+    rules: list[tuple[pl.Expr, pl.Expr]] = [_partial_labels(spec)]
     for c in spec.columns:
         raw, typed, name = pl.col(c.name), pl.col(_typed(c.name)), c.name
-        missing = raw.is_null() | (raw == "")
-        if not c.nullable:
+        missing = _blank(name)
+        if not c.nullable and name not in spec.label_columns:
             rules.append((missing, pl.lit(f"{name}: missing value [not_null]")))
         rules.append((~missing & typed.is_null(), pl.format(f"{name}: '{{}}' is not a {c.dtype} [type.{c.dtype}]", raw)))
         if c.dtype == "float":
@@ -191,7 +216,7 @@ def _row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Ex
             rules.append((typed.is_not_null() & ~typed.is_in(list(c.allowed)),
                           pl.format(f"{name}: {{}} not in {list(c.allowed)} [allowed_values]", raw)))
     for rule in spec.sum_rules:
-        parts = pl.sum_horizontal([pl.col(_typed(p)) for p in rule.parts])
+        parts = pl.sum_horizontal([pl.col(_typed(p)) for p in rule.parts], ignore_nulls=False)
         rules.append((pl.col(_typed(rule.total)) != parts, pl.lit(f"{rule.name} does not hold [sum_rule]")))
     if partition_day is not None:
         event = pl.col(_typed(spec.event_date))
@@ -238,3 +263,32 @@ def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day
     quarantined = flagged.filter(pl.col("_bad") | pl.col("_duplicate")).rechunk().select(
         pl.lit(file).alias("file"), "line_number", pl.col(_LINE).alias("raw_line"), reason.alias("reason"))
     return SplitResult(validated=validated, quarantined=quarantined, raw_rows=parsed.height)
+
+
+def labels_pending_rows(spec: UseCaseSpec, frame: pl.DataFrame) -> int:
+    """Rows whose outcome has not arrived: every label column the frame carries is null."""
+    return frame.select(pl.all_horizontal(pl.col(c).is_null() for c in spec.label_columns
+                                          if c in frame.columns).sum()).item()
+
+
+def withhold_labels(spec: UseCaseSpec, content: bytes) -> bytes:
+    """The file as it lands before its labels: label fields blank, every other byte (header, line
+    endings, undecodable bytes) as it was. Simulates the first of a day's two arrivals."""
+    lines = content.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return content
+    header = _header_names(lines[first].decode("utf-8", errors="replace"))
+    absent = [c for c in spec.label_columns if c not in header]
+    if absent:
+        raise ValueError(f"withhold_labels: label columns {absent} not in header {header}")
+    positions = [header.index(c) for c in spec.label_columns]
+    sep = DELIMITER.encode()
+    out = lines[: first + 1]
+    for line in lines[first + 1:]:
+        text = line.rstrip(b"\r\n")
+        fields = text.split(sep)
+        if text.strip():  # blank lines are not rows; a short line keeps what it has
+            fields = [b"" if i in positions else f for i, f in enumerate(fields)]
+        out.append(sep.join(fields) + line[len(text):])
+    return b"".join(out)

@@ -65,6 +65,7 @@ QUARANTINE_CASES = {
     "fractional_integer": (lambda c: set_cell(c, 9, "hr", "3.5"), 1, "type.int"),
     "all_rows_bad": (lambda c: whole_column(c, "casual", "-5"), 24, "range.min"),
     "ten_times_larger_file": (lambda c: c + b"".join(c.splitlines(keepends=True)[1:]) * 9, 216, "unique_key"),
+    "labels_partly_blank": (lambda c: set_cell(set_cell(c, 4, "casual", ""), 6, "cnt", ""), 2, "labels.partial"),
 }
 
 # name -> (mutation, expected validated rows): variations that are not errors.
@@ -77,6 +78,8 @@ CLEAN_CASES = {
     "columns_reordered": (lambda c: write(COLS[::-1], [r[::-1] for r in rows(c)]), 24),
     "header_only": (lambda c: c.splitlines(keepends=True)[0], 0),
     "no_trailing_newline": (lambda c: c.rstrip(b"\n"), 24),
+    "labels_not_arrived_yet": (lambda c: whole_column(whole_column(whole_column(c, "cnt", ""), "casual", ""),
+                                                      "registered", ""), 24),
 }
 
 # name -> (mutation, column named in the error (None for the whole file), rule)
