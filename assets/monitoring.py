@@ -2,6 +2,7 @@
 performance reports."""
 
 import base64
+import json
 from datetime import date, timedelta
 
 import dagster as dg
@@ -9,12 +10,14 @@ import polars as pl
 
 from assets.common import OWNERS, daily_partitions, markdown_table, table_key, table_metadata
 from assets.features import load_days
-from assets.training import load_training_set, model_name
+from assets.training import LOSS_ESTIMATOR_ARTIFACT, load_training_set, model_name
+from ml.baselines import seasonal_naive
+from ml.performance_estimate import LossEstimator
 from ml.drift.reference import ReferenceStats
 from ml.drift.report import render_psi_png
 from ml.features import feature_matrix
-from ml.monitoring import (DRIFT_WINDOW_DAYS, PREDICTION, clip_counts, day_performance, reference_statistics,
-                           window_drift)
+from ml.monitoring import (DRIFT_WINDOW_DAYS, PREDICTION, clip_counts, day_performance, estimated_performance,
+                           reference_statistics, window_drift)
 from ml.onnx_scoring import OnnxModel
 from ml.spec import UseCaseSpec
 from resources.mlflow_tracking import CHALLENGER, CHAMPION, MlflowResource
@@ -62,11 +65,14 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         model = onnx_model(mlflow, name, version.version)
         scored = frame.with_columns(pl.Series(PREDICTION, clip_counts(model.predict(feature_matrix(spec, frame)))))
         stats = reference_statistics(spec, scored)
+        # The baseline is the recipe's out-of-sample hold-out MAE: the served refit saw those days.
         holdout_mae = mlflow.client().get_run(version.run_id).data.metrics["holdout_mae"]
+        estimator = json.loads(mlflow.load_run_artifact(version.run_id, LOSS_ESTIMATOR_ARTIFACT))
         key = reference_key(spec, version.version)
-        storage.write_json(key, {"version": version.version, "holdout_mae": holdout_mae, "stats": stats.to_dict()})
+        storage.write_json(key, {"version": version.version, "holdout_mae": holdout_mae, "stats": stats.to_dict(),
+                                 "loss_estimator": estimator})
         return dg.MaterializeResult(metadata={
-            "model_version": version.version, "rows": stats.n_rows, "chunks": stats.n_chunks,
+            "model_version": version.version, "rows": stats.n_rows, "days": stats.n_days, "windows": stats.n_resamples,
             "threshold_rule": stats.threshold_rule, "holdout_mae": holdout_mae, "uri": storage.uri(key),
         })
 
@@ -112,12 +118,17 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             features = load_days(spec, storage, "features", [d for d in window if storage.exists(table_key(spec, "features", d))])
             scored = pl.concat([scored_day(spec, storage, d) for d in window
                                 if storage.exists(table_key(spec, "predictions", d))])
-            version = scored.filter(pl.col(spec.event_date) == date.fromisoformat(day))["model_version"][0]
-            stats = ReferenceStats.from_dict(storage.read_json(reference_key(spec, version))["stats"])
+            today = scored.filter(pl.col(spec.event_date) == date.fromisoformat(day))
+            version = today["model_version"][0]
+            reference = storage.read_json(reference_key(spec, version))
+            stats = ReferenceStats.from_dict(reference["stats"])
             # Outputs of an earlier champion say nothing about this model's reference.
             report = window_drift(spec, stats, features, scored.filter(pl.col("model_version") == version))
+            estimate = estimated_performance(spec, LossEstimator.from_dict(reference["loss_estimator"]), today,
+                                             reference["holdout_mae"])
             storage.write_json(f"{spec.name}/drift/{day}.json", {
                 "day": day, "window": f"{window[0]}..{day}", "model_version": version, "drifted": report.drifted,
+                **estimate,
                 "drifted_features": report.drifted_features, "share_drifted": report.share_drifted,
                 "columns": [{"column": c.column, "role": c.role, "drifted_by": list(c.drifted_by), **c.stats}
                             for c in report.columns],
@@ -148,9 +159,16 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                 continue
             version = scored["model_version"][0]
             baseline = storage.read_json(reference_key(spec, version))["holdout_mae"]
-            report = {"day": day, "model_version": version, **day_performance(spec, scored, baseline)}
+            earlier = (date.fromisoformat(day) - timedelta(days=spec.seasonal_period_days)).isoformat()
+            history = load_days(spec, storage, "features", [earlier]) if storage.exists(
+                table_key(spec, "features", earlier)) else scored.clear()
+            drift_key = f"{spec.name}/drift/{day}.json"
+            estimated = storage.read_json(drift_key).get("estimated_mae") if storage.exists(drift_key) else None
+            report = {"day": day, "model_version": version, "estimated_mae": estimated,
+                      **day_performance(spec, scored, baseline, seasonal_naive(spec, history, scored))}
             storage.write_json(f"{spec.name}/performance/{day}.json", report)
-            rows.append({k: report[k] for k in ("day", "model_version", "mae", "rmse", "mape", "mae_ratio")}
+            rows.append({k: report[k] for k in ("day", "model_version", "mae", "estimated_mae", "naive_mae", "rmse",
+                                                "mape", "mae_ratio")}
                         | {k: report["fleet"][k] for k in ("bikes_short_per_day", "bikes_idle_per_day")})
         if not rows:
             return dg.MaterializeResult(metadata={"labels_pending": True})
@@ -158,6 +176,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         last = rows[-1]
         return dg.MaterializeResult(metadata={
             "mae": last["mae"], "mae_ratio": last["mae_ratio"], "labels_pending": False,
+            "naive_mae": last["naive_mae"], "estimated_mae": last["estimated_mae"] or float("nan"),
             "bikes_short_per_day": last["bikes_short_per_day"], "bikes_idle_per_day": last["bikes_idle_per_day"],
             "days": markdown_table(table.with_columns(pl.selectors.float().round(3)), 60),
         })

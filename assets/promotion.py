@@ -6,7 +6,8 @@ import dagster as dg
 import polars as pl
 
 from assets.common import OWNERS
-from assets.training import load_training_set, model_name
+from assets.training import JUDGED_MODEL_ARTIFACT, load_training_set, model_name
+from ml.baselines import seasonal_naive
 from ml.comparison import compare
 from ml.features import feature_matrix
 from ml.gate import GateConfig
@@ -18,6 +19,7 @@ from resources.storage import Storage
 
 class GateRules(dg.Config):
     min_relative_mae_improvement: float = 0.02
+    min_gain_over_naive: float = 0.05
     slice_tolerance: float = 0.10
     min_slice_rows: int = 24
     require_significance: bool = False
@@ -44,13 +46,20 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         champion = mlflow.version_by_alias(name, CHAMPION)
         pointer, frame = load_training_set(spec, storage)
         holdout = frame.filter(pl.col("split") == "holdout")
+        if champion is not None:
+            # Judge only days the champion never trained on, or its refit would be scored in sample.
+            seen_until = mlflow.client().get_model_version(name, champion.version).tags.get("cutoff", "")
+            unseen = holdout.filter(pl.col(spec.event_date).cast(pl.String) >= seen_until)
+            holdout = unseen if unseen.height else holdout
         X = feature_matrix(spec, holdout)
-        challenger_onnx = mlflow.load_onnx(name, challenger.version)
-        challenger_pred = OnnxModel(challenger_onnx).predict(X)
+        # The gate judges the recipe's out-of-sample fit; the registered version is its refit on the
+        # whole window (see ml/training.py), whose serving budgets are what is measured here.
+        challenger_pred = OnnxModel(mlflow.load_run_artifact(challenger.run_id, JUDGED_MODEL_ARTIFACT)).predict(X)
         champion_pred = OnnxModel(mlflow.load_onnx(name, champion.version)).predict(X) if champion else None
-        serving = servability(challenger_onnx, X)
+        serving = servability(mlflow.load_onnx(name, challenger.version), X)
         result = compare(spec, holdout, challenger_pred, champion_pred, GateConfig(**config.model_dump()),
-                         serving.latency_ms_per_1k, serving.size_bytes)
+                         serving.latency_ms_per_1k, serving.size_bytes,
+                         naive_pred=seasonal_naive(spec, frame, holdout))
         evidence = {
             "challenger_version": challenger.version,
             "champion_version": champion.version if champion else None,
@@ -68,6 +77,7 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "champion_version": champion.version if champion else "none",
             "challenger_mae": result.challenger["mae"],
             "champion_mae": result.champion["mae"] if result.champion else float("nan"),
+            "naive_mae": result.naive.naive_mae if result.naive else float("nan"),
             "bikes_short_per_day": result.challenger_fleet["bikes_short_per_day"],
             "bikes_idle_per_day": result.challenger_fleet["bikes_idle_per_day"],
         })

@@ -29,6 +29,11 @@ class CandidateConfig(dg.Config):
     tune_trials: int = 0  # > 0 runs an Optuna search first, each trial logged to MLflow
     tune_timeout_s: float = 120.0
     seed: int = 0
+    recency_half_life_days: float = 0.0  # > 0 weights each row 0.5 ** (age / half-life) (trees family)
+
+
+JUDGED_MODEL_ARTIFACT = "judged_model.onnx"  # the fit the gate judges; the registered version is the refit
+LOSS_ESTIMATOR_ARTIFACT = "loss_estimator.json"
 
 
 def training_set_pointer(spec: UseCaseSpec) -> str:
@@ -61,7 +66,9 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
 
         cutoff = config.cutoff or (date.fromisoformat(latest_day(spec, storage, "features")) + timedelta(days=1)).isoformat()
         window = Window(date.fromisoformat(cutoff), config.window_days, config.validation_days, config.holdout_days)
-        frame = split_by_time(spec, load_days(spec, storage, "features", window.day_keys()), window)
+        # Days whose labels are still pending are features only: nothing to learn or judge on yet.
+        frame = split_by_time(spec, load_days(spec, storage, "features", window.day_keys())
+                              .filter(pl.col(spec.target).is_not_null()), window)
         digest = snapshot_digest(frame)
         key = f"{spec.name}/training_sets/{digest[:16]}.parquet"
         storage.write_parquet(key, frame)
@@ -97,17 +104,27 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             checkpoints = StorageCheckpoints(storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{inputs}")
             result = train_candidate(spec, frame, config.family, params, seed=config.seed,
                                      tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
+                                     recency_half_life_days=config.recency_half_life_days,
                                      on_trial=log_trial, checkpoints=checkpoints)
-            mlf.log_params({**result.params, "family": config.family, "seed": config.seed})
+            mlf.log_params({**result.params, "family": config.family, "seed": config.seed,
+                            "window_days": len(frame[spec.event_date].unique()),
+                            "recency_half_life_days": config.recency_half_life_days})
+            # holdout_* judge the recipe out of sample; served_window_* is the served fit, in sample.
             mlf.log_metrics({f"{split}_{k}": v for split, m in result.metrics.items() for k, v in m.items()})
+            mlf.log_metrics({f"served_window_{k}": v for k, v in result.served_metrics.items()})
+            mlf.log_dict(result.loss_estimator, LOSS_ESTIMATOR_ARTIFACT)
+            mlflow.log_bytes(result.judged_onnx_bytes, JUDGED_MODEL_ARTIFACT)
             mlf.log_metrics({"parity_max_abs": result.parity.max_abs, "parity_max_rel": result.parity.max_rel,
                              "latency_ms_per_1k": result.latency_ms_per_1k, "model_size_bytes": result.size_bytes})
             mlf.log_input(mlf.data.from_pandas(frame.to_pandas(), name=training_set_key, digest=pointer["digest"][:36],
                                                targets=spec.target, source=storage.uri(pointer["key"])),
                           context="training")
             mlf.log_dict(result.importances, "feature_importance.json")
+            fits = (f"judged: fit on {pointer['first_day']}..(hold-out start - 1), scored on the hold-out "
+                    f"({JUDGED_MODEL_ARTIFACT}); served: the same recipe refit on {pointer['first_day']}.."
+                    f"{pointer['last_day']} (this version)")
             version = mlflow.log_onnx_model(model_name(spec), result.onnx_bytes, result.input_example,
-                                            tags={**tags, "run_id": run.info.run_id})
+                                            tags={**tags, "run_id": run.info.run_id, "fits": fits})
             mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run.run_id})
         importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})
         return dg.MaterializeResult(metadata={
@@ -116,6 +133,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "family": config.family,
             "params": result.params,
             **{f"holdout_{k}": v for k, v in result.metrics["holdout"].items()},
+            "served_window_mae": result.served_metrics["mae"],
             "parity_max_abs": result.parity.max_abs,
             "parity_max_rel": result.parity.max_rel,
             "latency_ms_per_1k": result.latency_ms_per_1k,

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from ml.evaluation import BootstrapResult, fleet_impact, metrics_by_slice, paired_bootstrap, regression_metrics
-from ml.gate import GateConfig, GateDecision, evaluate_gate
+from ml.gate import GateConfig, GateDecision, NaiveComparison, evaluate_gate
 from ml.spec import UseCaseSpec
 
 
@@ -20,6 +20,7 @@ class Comparison:
     champion_slices: list[dict] | None
     bootstrap: BootstrapResult | None
     challenger_fleet: dict
+    naive: NaiveComparison | None
     decision: GateDecision
 
     def to_dict(self) -> dict:
@@ -30,6 +31,9 @@ class Comparison:
         for name, m in (("challenger", self.challenger), ("champion", self.champion)):
             if m:
                 rows.append(f"| {name} | {m['mae']:.2f} | {m['rmse']:.2f} | {m['mape']:.1%} |")
+        if self.naive and self.naive.rows:
+            rows.append(f"| seasonal naive ({self.naive.period_days} days earlier; {self.naive.rows} rows) "
+                        f"| {self.naive.naive_mae:.2f} | - | - |")
         seg = ["", "| slice | segment | n | challenger MAE | champion MAE |", "| --- | --- | ---: | ---: | ---: |"]
         champ = {(r["slice"], r["segment"]): r for r in self.champion_slices or []}
         for r in self.challenger_slices:
@@ -40,9 +44,21 @@ class Comparison:
 
 
 def compare(spec: UseCaseSpec, holdout: pl.DataFrame, challenger_pred: np.ndarray, champion_pred: np.ndarray | None,
-            config: GateConfig, latency_ms_per_1k: float, model_size_bytes: int, seed: int = 0) -> Comparison:
-    """Score both models on the same rows; bootstrap over whole days, since hourly errors correlate."""
+            config: GateConfig, latency_ms_per_1k: float, model_size_bytes: int, seed: int = 0,
+            naive_pred: np.ndarray | None = None) -> Comparison:
+    """Score both models on the same rows; bootstrap over whole days, since hourly errors correlate.
+
+    `naive_pred` is the seasonal-naive forecast per hold-out row (NaN where the earlier period is
+    unknown); the challenger must beat it on the rows where it exists.
+    """
     y = holdout[spec.target].to_numpy().astype(float)
+    naive = None
+    if naive_pred is not None:
+        known = ~np.isnan(naive_pred)
+        naive = NaiveComparison(
+            challenger_mae=float(np.mean(np.abs(challenger_pred[known] - y[known]))) if known.any() else float("nan"),
+            naive_mae=float(np.mean(np.abs(naive_pred[known] - y[known]))) if known.any() else float("nan"),
+            rows=int(known.sum()), period_days=spec.seasonal_period_days)
     days = holdout[spec.event_date].to_numpy()
     challenger = regression_metrics(y, challenger_pred)
     challenger_slices = metrics_by_slice(spec, holdout, y, challenger_pred)
@@ -52,6 +68,6 @@ def compare(spec: UseCaseSpec, holdout: pl.DataFrame, challenger_pred: np.ndarra
         champion_slices = metrics_by_slice(spec, holdout, y, champion_pred)
         bootstrap = paired_bootstrap(y, champion_pred, challenger_pred, seed=seed, blocks=days)
     decision = evaluate_gate(config, challenger, champion, challenger_slices, champion_slices, bootstrap,
-                             latency_ms_per_1k, model_size_bytes)
+                             latency_ms_per_1k, model_size_bytes, naive)
     return Comparison(challenger, champion, challenger_slices, champion_slices, bootstrap,
-                      fleet_impact(y, challenger_pred, days), decision)
+                      fleet_impact(y, challenger_pred, days), naive, decision)

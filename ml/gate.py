@@ -13,6 +13,7 @@ class GateConfig:
     """Thresholds, kept out of code so a use case can tighten or relax them without a review of logic."""
 
     min_relative_mae_improvement: float = 0.02  # challenger MAE at least 2% below the champion's
+    min_gain_over_naive: float = 0.05  # MAE at least 5% below the seasonal-naive forecast's, champion or not
     slice_tolerance: float = 0.10  # no segment's MAE more than 10% above the champion's there
     min_slice_rows: int = 24  # smaller segments are too noisy to judge (one day of hours)
     require_significance: bool = True  # the bootstrap 95% CI of the MAE difference must be < 0
@@ -63,13 +64,16 @@ def evaluate_gate(
     bootstrap: BootstrapResult | None,
     latency_ms_per_1k: float,
     model_size_bytes: int,
+    naive: NaiveComparison | None = None,
 ) -> GateDecision:
     """Judge a challenger; every rule is always reported, and all must pass to promote.
 
-    With no champion the first model is promoted on its budgets alone: there is nothing to beat.
+    With no champion the first model still has a floor to beat: the seasonal-naive forecast (`naive`,
+    on the hold-out rows where it exists), which needs no model at all.
     Metrics are `regression_metrics` dicts, slices `metrics_by_slice` rows.
     """
     rules = (
+        _naive_floor(config, naive),
         _overall(config, challenger_metrics, champion_metrics),
         _slices(config, challenger_slices, champion_slices),
         _significance(config, bootstrap, champion_metrics is not None),
@@ -77,6 +81,28 @@ def evaluate_gate(
         _budget("model_size_bytes", model_size_bytes, config.max_model_size_bytes),
     )
     return GateDecision(all(r.passed for r in rules), rules)
+
+
+@dataclass(frozen=True)
+class NaiveComparison:
+    """Challenger and seasonal-naive MAE on the same rows (those whose value one period earlier is known)."""
+
+    challenger_mae: float
+    naive_mae: float
+    rows: int
+    period_days: int
+
+
+def _naive_floor(config: GateConfig, naive: NaiveComparison | None) -> RuleResult:
+    name, limit = "beats_seasonal_naive", config.min_gain_over_naive
+    if naive is None or naive.rows == 0:
+        return RuleResult(name, True, None, limit, "no seasonal-naive forecast on the hold-out (no earlier period)")
+    gain = _relative_gain(naive.naive_mae, naive.challenger_mae)
+    return RuleResult(
+        name, gain >= limit, gain, limit,
+        f"naive (same hour {naive.period_days} days earlier) MAE {naive.naive_mae:.4g} -> challenger "
+        f"{naive.challenger_mae:.4g} ({gain:+.1%}; needs >= {limit:+.1%}) on {naive.rows} rows",
+    )
 
 
 def _overall(config: GateConfig, challenger: dict, champion: dict | None) -> RuleResult:

@@ -9,14 +9,14 @@ from ml.drift.calibration import build_reference
 from ml.drift.reference import ReferenceStats
 from ml.drift.report import DriftReport, compare
 from ml.evaluation import fleet_impact, metrics_by_slice, regression_metrics
+from ml.features import feature_matrix
+from ml.performance_estimate import LossEstimator, estimate_daily
 from ml.spec import UseCaseSpec
 
 PREDICTION = "prediction"
-# Drift is judged on the last week, not on one day: a single day's weather is one narrow slice of a
-# season, so day-sized chunks would calibrate thresholds too wide to ever fire (measured: PSI
-# thresholds of ~8 for temperature). A week is what thresholds are calibrated on, out of fold.
+# Drift is judged on the last week, not on one day: one day is 24 rows of one weather, too few to
+# tell a shift from noise. Thresholds are calibrated on windows of this many random reference days.
 DRIFT_WINDOW_DAYS = 7
-_CHUNK = "_window"
 
 
 def monitored_columns(spec: UseCaseSpec) -> list[str]:
@@ -25,12 +25,11 @@ def monitored_columns(spec: UseCaseSpec) -> list[str]:
 
 def reference_statistics(spec: UseCaseSpec, scored: pl.DataFrame) -> ReferenceStats:
     """Sketch the model's training window once (features, its predictions, the target); thresholds
-    are calibrated day by day, out of fold, so each feature's normal daily variation sets its bar."""
+    come from windows of `DRIFT_WINDOW_DAYS` random days of it, so they measure sampling noise at
+    the size of the window judged, not the season the reference happens to span."""
     categorical = [c for c in spec.drift_columns if spec.column(c).categorical]
-    event = pl.col(spec.event_date)
-    chunked = scored.with_columns(((event - event.min()).dt.total_days() // DRIFT_WINDOW_DAYS).alias(_CHUNK))
-    return build_reference(chunked, monitored_columns(spec), categorical, prediction=PREDICTION,
-                           target=spec.target, chunk_column=_CHUNK)
+    return build_reference(scored, monitored_columns(spec), categorical, prediction=PREDICTION,
+                           target=spec.target, day_column=spec.event_date, window_days=DRIFT_WINDOW_DAYS)
 
 
 def window_drift(spec: UseCaseSpec, stats: ReferenceStats, features: pl.DataFrame,
@@ -39,20 +38,40 @@ def window_drift(spec: UseCaseSpec, stats: ReferenceStats, features: pl.DataFram
     over the scored days of it, and only judged once those fill the window — a model's first days
     in service are too few to call its outputs drifted."""
     inputs = compare(stats, features.select(spec.drift_columns))
-    outputs = compare(stats, scored.select(c for c in (PREDICTION, spec.target) if c in scored.columns))
+    outputs = compare(stats, scored.select(PREDICTION))
+    if spec.target in scored.columns:  # labels drift only on the rows whose labels have landed
+        labelled = scored.filter(pl.col(spec.target).is_not_null())
+        if labelled.height:
+            outputs.columns += compare(stats, labelled.select(spec.target)).columns
     if scored[spec.event_date].n_unique() < DRIFT_WINDOW_DAYS:
         for column in outputs.columns:
             column.drifted_by = ()
     return DriftReport(inputs.columns + outputs.columns, inputs.drift_share, features.height, stats.threshold_rule)
 
 
-def day_performance(spec: UseCaseSpec, scored: pl.DataFrame, baseline_mae: float) -> dict:
-    """A labelled day against the champion's hold-out baseline, overall, per slice and in bikes."""
+def estimated_performance(spec: UseCaseSpec, estimator: LossEstimator, scored: pl.DataFrame,
+                          baseline_mae: float) -> dict:
+    """The label-free estimate of a day's MAE (with its interval) from features and predictions only."""
+    est = estimate_daily(estimator, feature_matrix(spec, scored), scored[PREDICTION].to_numpy(),
+                         scored[spec.event_date].to_numpy())
+    mae, low, high = (float(est[c].mean()) for c in ("estimated_mae", "low", "high"))
+    return {"estimated_mae": mae, "estimated_low": low, "estimated_high": high,
+            "estimated_mae_ratio": mae / baseline_mae if baseline_mae else float("nan"),
+            "estimate_level": estimator.level}
+
+
+def day_performance(spec: UseCaseSpec, scored: pl.DataFrame, baseline_mae: float,
+                    naive_pred: np.ndarray | None = None) -> dict:
+    """A labelled day against the champion's hold-out baseline, overall, per slice and in bikes,
+    beside the seasonal-naive forecast (NaN rows, where the earlier period is unknown, left out)."""
     y = scored[spec.target].to_numpy().astype(float)
     p = scored[PREDICTION].to_numpy().astype(float)
     overall = regression_metrics(y, p)
+    known = ~np.isnan(naive_pred) if naive_pred is not None else np.zeros(y.size, bool)
     return {
         **overall,
+        "naive_mae": float(np.mean(np.abs(naive_pred[known] - y[known]))) if known.any() else float("nan"),
+        "naive_rows": int(known.sum()),
         "baseline_mae": baseline_mae,
         "mae_ratio": overall["mae"] / baseline_mae if baseline_mae else float("nan"),
         "slices": metrics_by_slice(spec, scored, y, p),

@@ -69,6 +69,11 @@ class UseCaseSpec:
     drift_columns: tuple[str, ...] = ()
     file_pattern: str = "{name}_{day}.csv"
     entity: str = ""  # singular name for asset keys ("rental_features"); defaults to `name`
+    # The seasonal-naive forecast (the same key one period earlier) is the floor every model must beat.
+    seasonal_period_days: int = 7
+    # Columns the label-free performance estimate must not learn from: they only say *when* a row is
+    # (month, season, a slow seasonal cycle), and within one window they pick out a block of days.
+    estimator_excludes: tuple[str, ...] = ()
 
     def asset(self, what: str) -> str:
         """Asset key of a stage of this use case: `rental_features`, `rental_drift_report`, ..."""
@@ -83,6 +88,12 @@ class UseCaseSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """The outcome: the target and the leakage columns derived from it arrive together, days
+        after the inputs, so a row has all of them or none (labels pending)."""
+        return (self.target, *self.leakage)
 
     @property
     def input_columns(self) -> tuple[Column, ...]:

@@ -1,4 +1,13 @@
-"""Train one candidate end to end: fit, export to ONNX, prove parity, measure serving, explain.
+"""Train one candidate end to end: judge a recipe, refit it for serving, export, prove parity, explain.
+
+Two fits of one recipe (family + parameters + window policy):
+- the *judged* fit learns from the window minus its newest days and is scored on those days (the
+  hold-out); the gate decides on this out-of-sample evidence;
+- the *served* fit is the same recipe refit on the whole window up to the cut-off, so no labelled
+  day before the cut-off is left out of the model that serves. Parity, latency, size and importance
+  are measured on this artifact.
+The served recipe is also cross-fitted over blocks of days to learn its out-of-fold errors, from
+which the label-free performance estimate (ml/performance_estimate.py) is fitted.
 
 Everything the registry records about a version is produced here, without Dagster or MLflow, so
 the same function serves the asset, the tests and the offline replay baselines.
@@ -17,6 +26,7 @@ from ml.features import feature_matrix, feature_names
 from ml.importance import permutation_importance
 from ml.models import CheckpointStore, make_model
 from ml.onnx_scoring import OnnxModel, Parity, parity, servability
+from ml.performance_estimate import fit_loss_estimator, out_of_fold_predictions
 from ml.spec import UseCaseSpec
 from ml.training_set import SPLITS
 from ml.tuning import tune
@@ -28,22 +38,35 @@ PARITY_TOLERANCE = 1e-3  # relative; ONNX runs in float32, native models in floa
 class TrainedCandidate:
     family: str
     params: dict
-    metrics: dict[str, dict[str, float]]  # split -> MAE/RMSE/MAPE, from the ONNX model
-    parity: Parity
+    metrics: dict[str, dict[str, float]]  # judged fit: split -> MAE/RMSE/MAPE, from its ONNX model
+    served_metrics: dict[str, float]  # served fit on the whole window (in sample, for the record)
+    parity: Parity  # of the served artifact
     latency_ms_per_1k: float
     size_bytes: int
     importances: dict[str, float]
-    onnx_bytes: bytes
+    onnx_bytes: bytes  # the served fit
+    judged_onnx_bytes: bytes  # the fit the gate judges on the hold-out
     input_example: np.ndarray
+    loss_estimator: dict  # ml.performance_estimate.LossEstimator.to_dict() for the served fit
 
 
-def xy(spec: UseCaseSpec, frame: pl.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
-    part = frame.filter(pl.col("split") == split)
+def xy(spec: UseCaseSpec, frame: pl.DataFrame, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    part = frame if split is None else frame.filter(pl.col("split") == split)
     return feature_matrix(spec, part), part[spec.target].to_numpy().astype(np.float64)
 
 
+def recency_weights(frame: pl.DataFrame, event_date: str, half_life_days: float) -> np.ndarray | None:
+    """Weight 0.5 ** (age / half-life) by a row's age in days before the newest day; None when off."""
+    if half_life_days <= 0:
+        return None
+    day = frame[event_date]
+    age = (day.max() - day).dt.total_days().to_numpy().astype(np.float64)
+    return 0.5 ** (age / half_life_days)
+
+
 def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params: dict, *, seed: int = 0,
-                    tune_trials: int = 0, tune_timeout_s: float = 120.0,
+                    tune_trials: int = 0, tune_timeout_s: float = 120.0, recency_half_life_days: float = 0.0,
+                    loss_estimate_folds: int = 5,
                     on_trial: Callable[[int, dict, float], None] | None = None,
                     checkpoints: CheckpointStore | None = None) -> TrainedCandidate:
     data = {s: xy(spec, frame, s) for s in SPLITS}
@@ -52,21 +75,50 @@ def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params:
     if tune_trials:
         params = tune(family, X_train, y_train, X_val, y_val, n_trials=tune_trials, timeout_s=tune_timeout_s,
                       seed=seed, base_params=params, on_trial=on_trial)
-    model = make_model(family, params).fit(X_train, y_train, X_val, y_val, checkpoints=checkpoints)
-    onnx_bytes = model.to_onnx()
+
+    def fit(rows: pl.DataFrame, store: CheckpointStore | None = None):
+        X, y = xy(spec, rows)
+        weights = recency_weights(rows, spec.event_date, recency_half_life_days)
+        extra = {} if weights is None else {"sample_weight": weights}
+        if extra and family != "trees":
+            raise ValueError(f"recency weighting is supported by the trees family, not {family!r}")
+        return make_model(family, params).fit(X, y, X_val, y_val, checkpoints=store, **extra)
+
+    before_holdout = frame.filter(pl.col("split") != "holdout")
+    judged = OnnxModel(judged_onnx := fit(before_holdout).to_onnx())
+    served_model = fit(frame, checkpoints)
+    onnx_bytes = served_model.to_onnx()
     served = OnnxModel(onnx_bytes)
-    check = parity(model.predict(X_hold), served.predict(X_hold), tolerance=PARITY_TOLERANCE)
+    X_all, y_all = xy(spec, frame)
+    check = parity(served_model.predict(X_all), served.predict(X_all), tolerance=PARITY_TOLERANCE)
     if not check.passed:
         raise ValueError(f"ONNX parity failed for {family}: max abs {check.max_abs:.3g}, max rel {check.max_rel:.3g}")
-    serving = servability(onnx_bytes, X_hold)
     return TrainedCandidate(
         family=family,
-        params=model.params,
-        metrics={s: regression_metrics(y, served.predict(X)) for s, (X, y) in data.items()},
+        params=served_model.params,
+        metrics={s: regression_metrics(y, judged.predict(X)) for s, (X, y) in data.items()},
+        served_metrics=regression_metrics(y_all, served.predict(X_all)),
         parity=check,
-        latency_ms_per_1k=serving.latency_ms_per_1k,
-        size_bytes=serving.size_bytes,
+        latency_ms_per_1k=servability(onnx_bytes, X_hold).latency_ms_per_1k,
+        size_bytes=len(onnx_bytes),
         importances=permutation_importance(served.predict, X_hold, y_hold, feature_names(spec), seed=seed),
         onnx_bytes=onnx_bytes,
+        judged_onnx_bytes=judged_onnx,
         input_example=X_hold[:5],
+        loss_estimator=loss_estimator(spec, frame, family, params, X_val, y_val, loss_estimate_folds),
     )
+
+
+def loss_estimator(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params: dict, X_val: np.ndarray,
+                   y_val: np.ndarray, folds: int) -> dict:
+    """Cross-fit the served recipe over blocks of days and learn its errors from the out-of-fold rows."""
+    X, y = xy(spec, frame)
+    days = frame[spec.event_date].to_numpy()
+
+    def fit_predict(X_fit: np.ndarray, y_fit: np.ndarray, X_out: np.ndarray) -> np.ndarray:
+        return np.clip(make_model(family, params).fit(X_fit, y_fit, X_val, y_val).predict(X_out), 0, None)
+
+    oof = out_of_fold_predictions(X, y, days, fit_predict, folds=folds)
+    names = feature_names(spec)
+    inputs = [n for n in names if n.split("_")[0] not in spec.estimator_excludes]
+    return fit_loss_estimator(X, oof, np.abs(oof - y), days, names, inputs=inputs, folds=folds).to_dict()

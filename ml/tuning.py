@@ -19,11 +19,12 @@ TrialCallback = Callable[[int, dict[str, Any], float], None]  # (trial_number, p
 
 def _trees_space(trial: optuna.Trial) -> dict[str, Any]:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 300, step=50),  # capped: scoring cost grows with trees
-        "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 7, 31),
-        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 50, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),  # capped: scoring cost grows with trees
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 7, 63),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 60, log=True),
         "subsample": trial.suggest_float("subsample", 0.6, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
     }
 
 

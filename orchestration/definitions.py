@@ -13,7 +13,7 @@ from checks.serving import build_serving_checks
 from ml.retrain_policy import RetrainPolicy
 from ml.spec import UseCaseSpec
 from ml.usecases import USE_CASES
-from orchestration.monitoring_sensors import build_alert_sensor, build_retrain_sensor
+from orchestration.monitoring_sensors import build_alert_sensor, build_labels_sensor, build_retrain_sensor
 from orchestration.resources import build_resources
 from orchestration.sensors import build_landing_sensor
 
@@ -49,6 +49,9 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
     )
     daily = dg.define_asset_job(f"daily_{spec.name}", selection=daily_selection(spec) - dg.AssetSelection.checks(*freshness),
                                 description="One day end to end: ingest, features, score, monitor.")
+    performance = dg.define_asset_job(f"performance_{spec.name}",
+                                      selection=dg.AssetSelection.assets(spec.asset("performance_report")),
+                                      description="A day's performance report, once its late labels have landed.")
     retrain = dg.define_asset_job(f"retrain_{spec.name}", selection=retrain_selection(spec),
                                   description="Train a challenger on the latest window; promote it if the gate passes.")
     return dg.Definitions(
@@ -56,7 +59,7 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
                 *build_promotion_assets(spec), *build_monitoring_assets(spec)],
         asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec), *build_promotion_checks(spec),
                       *build_serving_checks(spec), *freshness],
-        jobs=[ingest, daily, retrain, build_rollback_job(spec)],
+        jobs=[ingest, daily, performance, retrain, build_rollback_job(spec)],
         schedules=[
             dg.build_schedule_from_partitioned_job(daily, hour_of_day=6, name=f"daily_{spec.name}_schedule"),
             dg.ScheduleDefinition(name=f"weekly_{spec.name}_retrain", job=retrain, cron_schedule="0 3 * * 1"),
@@ -64,6 +67,7 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
         sensors=[
             build_landing_sensor(spec, ingest),
             build_retrain_sensor(spec, retrain, policy),
+            build_labels_sensor(spec, performance),
             build_alert_sensor(spec, policy),
             dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=f"{spec.name}_freshness_sensor",
                                                  default_status=dg.DefaultSensorStatus.RUNNING),

@@ -1,13 +1,14 @@
 """Sensors that act on monitoring: drift-triggered retraining, and alerts grouped by root cause."""
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, timedelta
 
 import dagster as dg
 
-from ml.alerts import Signal, episode_starts, group
-from ml.retrain_policy import DayHealth, PolicyState, RetrainPolicy, decide
+from assets.common import OWNERS, table_key
+from ml.alerts import Alert, Signal, episode_starts, group
+from ml.retrain_policy import Attempt, DayHealth, PolicyState, RetrainPolicy, decide, record_outcome
 from ml.spec import UseCaseSpec
 from resources.alerts import AlertSink
 from resources.storage import Storage
@@ -17,7 +18,8 @@ def day_health(spec: UseCaseSpec, storage: Storage, day: str) -> DayHealth:
     drift = storage.read_json(f"{spec.name}/drift/{day}.json")
     perf_key = f"{spec.name}/performance/{day}.json"
     ratio = storage.read_json(perf_key)["mae_ratio"] if storage.exists(perf_key) else None
-    return DayHealth(day, drift["drifted"], tuple(drift["drifted_features"]), ratio)
+    return DayHealth(day, drift["drifted"], tuple(drift["drifted_features"]), ratio,
+                     drift.get("estimated_mae_ratio"), drift.get("model_version"))
 
 
 def reported_days(spec: UseCaseSpec, storage: Storage, after: str) -> list[str]:
@@ -30,9 +32,23 @@ def load_state(cursor: str | None) -> tuple[str, PolicyState]:
         return "", PolicyState()
     raw = json.loads(cursor)
     state = raw["state"]
-    return raw["last_day"], PolicyState(state["last_retrain_day"], state["episode_open"],
-                                        tuple(DayHealth(**{**h, "drifted_features": tuple(h["drifted_features"])})
-                                              for h in state["history"]))
+    attempt = lambda a: Attempt(**a)  # noqa: E731
+    return raw["last_day"], PolicyState(
+        last_attempt=attempt(state["last_attempt"]) if state["last_attempt"] else None,
+        settled=state["settled"], refusals=tuple(map(attempt, state["refusals"])), escalated=state["escalated"],
+        history=tuple(DayHealth(**{**h, "drifted_features": tuple(h["drifted_features"])}) for h in state["history"]))
+
+
+def gate_outcome(instance: dg.DagsterInstance, spec: UseCaseSpec, day: str) -> str:
+    """Why the retrain launched on `day` was refused, read from its run's gate check (found by tags)."""
+    runs = instance.get_runs(dg.RunsFilter(tags={"retrain/use_case": spec.name, "retrain/day": day}), limit=1)
+    if not runs:
+        return ""
+    for entry in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        result = entry.dagster_event.event_specific_data
+        if result.check_name == "promotion_gate" and not result.passed:
+            return result.description or "gate refused"
+    return f"run {runs[0].run_id[:8]} {runs[0].status.value.lower()}"
 
 
 def retrain_request(spec: UseCaseSpec, day: str, reason: str, evidence: dict) -> dg.RunRequest:
@@ -40,25 +56,51 @@ def retrain_request(spec: UseCaseSpec, day: str, reason: str, evidence: dict) ->
     return dg.RunRequest(
         run_key=f"retrain-{spec.name}-{day}",
         run_config={"ops": {spec.asset("training_set"): {"config": {"cutoff": cutoff}}}},
-        tags={"retrain/reason": reason, "retrain/evidence": json.dumps(evidence)[:2000], "retrain/day": day},
+        tags={"retrain/reason": reason, "retrain/evidence": json.dumps(evidence)[:2000], "retrain/day": day,
+              "retrain/use_case": spec.name},
     )
 
 
 def build_retrain_sensor(spec: UseCaseSpec, job, policy: RetrainPolicy) -> dg.SensorDefinition:
     @dg.sensor(name=f"{spec.name}_retrain_sensor", job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING)
-    def retrain(context: dg.SensorEvaluationContext, storage: Storage):
-        """Reads each new day's drift and performance results in order; retrains on persistent trouble."""
+    def retrain(context: dg.SensorEvaluationContext, storage: Storage, alert_sink: AlertSink):
+        """Reads each new day's drift and performance results in order; retrains on persistent trouble,
+        retries refused retrains while the trouble lasts, and escalates repeated refusals once."""
         last_day, state = load_state(context.cursor)
         for day in reported_days(spec, storage, last_day):
+            if state.last_attempt and not state.settled and not state.last_attempt.outcome:
+                state = record_outcome(state, gate_outcome(context.instance, spec, state.last_attempt.day))
+            # Labels of recent days may have landed since they were first read.
+            state = replace(state, history=tuple(day_health(spec, storage, h.day) for h in state.history))
             decision = decide(policy, state, day_health(spec, storage, day))
             state, last_day = decision.state, day
+            if decision.escalation:
+                alert_sink.send(Alert(day, Signal(day, spec.asset("model_evaluation"), "retrain_refused",
+                                                  decision.escalation), OWNERS["training"]))
             if decision.retrain:
                 context.log.info(f"{day}: retrain — {decision.reason}")
                 yield retrain_request(spec, day, decision.reason, decision.evidence)
         context.update_cursor(json.dumps({"last_day": last_day, "state": asdict(state)}))
 
     return retrain
+
+
+def build_labels_sensor(spec: UseCaseSpec, job, lookback_days: int = 60) -> dg.SensorDefinition:
+    @dg.sensor(name=f"{spec.name}_labels_sensor", job=job, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def labels(context: dg.SensorEvaluationContext, storage: Storage):
+        """Labels land days after the features: a scored day without a performance report gets one as
+        soon as its features carry labels (a re-landed file re-ingests them)."""
+        stage_days = lambda stage: {k.rsplit("/", 1)[1].split(".")[0]  # noqa: E731
+                                    for k in storage.list_keys(f"{spec.name}/{stage}/")}
+        pending = sorted(stage_days("predictions") - stage_days("performance"))[-lookback_days:]
+        for day in pending:
+            target = storage.read_parquet(table_key(spec, "features", day))[spec.target]
+            if target.null_count() < target.len():
+                yield dg.RunRequest(run_key=f"labels-{spec.name}-{day}", partition_key=day)
+
+    return labels
 
 
 def recent_flags(spec: UseCaseSpec, storage: Storage, stage: str, day: str, n: int, flag) -> list[bool]:

@@ -1,12 +1,15 @@
 """Replay the shipped history day by day in simulated time, with the sensors acting as each day lands.
 
-    .venv/bin/python -m orchestration.replay [--first 2011-01-01] [--last 2012-12-31] [--root var/replay]
+    .venv/bin/python -m orchestration.replay [--first 2011-01-01] [--last 2012-12-31] [--label-delay 3]
 
 Bootstraps a champion on the first 90 days, then for each later day runs the daily job (ingest,
-features, champion scoring with challenger shadow, drift, performance), ticks the retrain sensor
-(which launches the retrain job: training set -> candidate -> gate -> promotion) and the alert
-sensor. Writes a summary — retrains and why, alerts, monthly MAE of the loop beside a static model
-and a model retrained every day — to benchmarks/results/replay.md (and .json).
+features, champion scoring with challenger shadow, drift, label-free estimate, performance), ticks
+the labels sensor, the retrain sensor (which launches the retrain job: training set -> candidate ->
+gate -> promotion) and the alert sensor. With `--label-delay N` each day's file lands without its
+labels, which land N days later. Prints one line per day and writes a summary — the loop beside the
+seasonal-naive forecast, a static model and the same recipe refit on a calendar (every 30 days,
+every day), overall, for 2012 and by month, retrains and why, the label-free estimate against the
+realized MAE — to benchmarks/results/replay[_delayN].md, .json and .png.
 """
 
 import argparse
@@ -15,19 +18,20 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from assets.monitoring import scored_day
 from ml.baselines import baseline_predictions
 from ml.contract import split_rows
 from ml.monitoring import PREDICTION
-from ml.retrain_policy import RetrainPolicy
 from ml.usecases import BIKE_RENTALS as SPEC
 from orchestration.simulation import Simulation
 from resources.storage import LocalStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW_DAYS = 90
+CALENDAR = {"static": 10**6, "every_30_days": 30, "daily": 1}
 
 
 def days_between(first: date, last: date) -> list[str]:
@@ -35,73 +39,147 @@ def days_between(first: date, last: date) -> list[str]:
 
 
 def loop_predictions(storage: LocalStorage, days: list[str]) -> pl.DataFrame:
-    frames = [scored_day(SPEC, storage, d).select(SPEC.event_date, SPEC.target, PREDICTION, "model_version")
+    frames = [scored_day(SPEC, storage, d).select(*SPEC.key, SPEC.target, PREDICTION, "model_version")
               for d in days if storage.exists(f"{SPEC.name}/predictions/{d}.parquet")]
     return pl.concat(frames)
 
 
-def monthly_mae(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    month = pl.col(SPEC.event_date).dt.strftime("%Y-%m").alias("month")
-    return frame.group_by(month).agg(
-        pl.len().alias("hours"), *[(pl.col(c) - pl.col(SPEC.target)).abs().mean().round(1).alias(c) for c in columns]
-    ).sort("month")
+def mae(frame: pl.DataFrame, columns: list[str], by: pl.Expr | None = None) -> pl.DataFrame:
+    """MAE per column over the rows where every column has a value (the same hours for every policy)."""
+    rows = frame.drop_nans(columns).drop_nulls([*columns, SPEC.target])
+    aggs = [pl.len().alias("hours"), *[(pl.col(c) - pl.col(SPEC.target)).abs().mean().round(2).alias(c)
+                                      for c in columns]]
+    return rows.group_by(by).agg(aggs).sort(by.meta.output_name()) if by is not None else rows.select(aggs)
+
+
+def day_line(storage: LocalStorage, day: str, sim: Simulation, retrains_before: int) -> str:
+    drift = storage.read_json(f"{SPEC.name}/drift/{day}.json")
+    perf_key = f"{SPEC.name}/performance/{day}.json"
+    realized = f"{storage.read_json(perf_key)['mae']:6.1f}" if storage.exists(perf_key) else "  (late)"
+    action = "; ".join(f"retrain ({r['reason']}) -> {'promoted v' + str(r['champion_after']) if r['promoted'] else 'refused'}"
+                       for r in sim.retrains[retrains_before:]) or "-"
+    verdict = "DRIFT " + ",".join(drift["drifted_features"]) if drift["drifted"] else "no drift"
+    return (f"{day}  v{drift['model_version']:>3}  {verdict:<28}  est MAE {drift['estimated_mae']:6.1f} "
+            f"[{drift['estimated_low']:.0f}, {drift['estimated_high']:.0f}]  realized {realized}  {action}")
+
+
+def estimate_accuracy(storage: LocalStorage, days: list[str]) -> dict:
+    """Label-free estimate against the realized daily MAE: median |est - real| / real, correlation, coverage."""
+    rows = []
+    for d in days:
+        perf_key = f"{SPEC.name}/performance/{d}.json"
+        if storage.exists(perf_key):
+            drift = storage.read_json(f"{SPEC.name}/drift/{d}.json")
+            rows.append((drift["estimated_mae"], drift["estimated_low"], drift["estimated_high"],
+                         storage.read_json(perf_key)["mae"]))
+    if not rows:
+        return {"days": 0}
+    est, low, high, real = np.array(rows).T
+    return {"days": len(rows), "median_abs_rel_error": round(float(np.median(np.abs(est - real) / real)), 3),
+            "correlation": round(float(np.corrcoef(est, real)[0, 1]), 3),
+            "interval_coverage": round(float(np.mean((real >= low) & (real <= high))), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--first", default=SPEC.partition_start.isoformat())
     parser.add_argument("--last", default=SPEC.partition_end.isoformat())
+    parser.add_argument("--label-delay", type=int, default=0, help="days between a day's file and its labels")
     parser.add_argument("--root", default=str(ROOT / "var/replay"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/replay"))
+    parser.add_argument("--out", default="")
     parser.add_argument("--skip-baselines", action="store_true")
     args = parser.parse_args()
+    out = Path(args.out or ROOT / f"benchmarks/results/replay{f'_delay{args.label_delay}' if args.label_delay else ''}")
     first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
     cutoff = first + timedelta(days=WINDOW_DAYS)
-    policy = RetrainPolicy()
-    replay = Simulation.fresh(Path(args.root), policy)
+    replay = Simulation.fresh(Path(args.root), label_delay_days=args.label_delay)
 
     started = time.perf_counter()
     replay.bootstrap(first.isoformat(), cutoff.isoformat())
-    failed = [d for d in days_between(cutoff, last) if not replay.day(d)]
+    served_days, failed = days_between(cutoff, last), []
+    for d in served_days:
+        before = len(replay.retrains)
+        if not replay.day(d):
+            failed.append(d)
+        print(day_line(replay.storage, d, replay, before), flush=True)
     graph_seconds = time.perf_counter() - started
-    served_days = days_between(cutoff, last)
-    loop = loop_predictions(replay.storage, served_days)
+    loop = loop_predictions(replay.storage, served_days).rename({PREDICTION: "loop"})
 
-    table = monthly_mae(loop.rename({PREDICTION: "loop"}), ["loop"])
-    baseline_seconds = 0.0
+    policies, baseline_seconds = ["loop"], 0.0
     if not args.skip_baselines:
         started = time.perf_counter()
         validated = split_rows(SPEC, (ROOT / "data/bike_sharing_hourly.csv").read_bytes(), "history").validated
-        base = baseline_predictions(SPEC, validated, cutoff, last, "trees", {}, WINDOW_DAYS)
+        base = baseline_predictions(SPEC, validated, cutoff, last, "trees", {}, WINDOW_DAYS, CALENDAR)
         baseline_seconds = time.perf_counter() - started
-        table = table.join(monthly_mae(base, ["static", "daily"]).drop("hours"), on="month", how="left")
-    write_summary(Path(args.out), replay, table, loop, failed, graph_seconds, baseline_seconds, len(served_days), policy)
+        loop = loop.join(base.drop(SPEC.target), on=list(SPEC.key), how="left")
+        policies += ["naive", *CALENDAR]
+    write_summary(out, replay, loop, policies, failed, graph_seconds, baseline_seconds, served_days,
+                  estimate_accuracy(replay.storage, [d for d in served_days if d >= "2012-01-01"]),
+                  estimate_accuracy(replay.storage, served_days), args.label_delay)
 
 
-def write_summary(out: Path, replay: Simulation, table: pl.DataFrame, loop: pl.DataFrame, failed: list[str],
-                  graph_seconds: float, baseline_seconds: float, n_days: int, policy: RetrainPolicy) -> None:
-    overall = {c: round(float(table.select((pl.col(c) * pl.col("hours")).sum() / pl.col("hours").sum()).item()), 2)
-               for c in table.columns if c not in ("month", "hours")}
-    promoted = sum(r["promoted"] for r in replay.retrains[1:])
+def render_png(monthly: pl.DataFrame, policies: list[str], retrains: list[dict], path: Path) -> None:
+    """Monthly MAE per policy, with the loop's retrains marked (filled: promoted; hollow: refused)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    months = [date.fromisoformat(m + "-15") for m in monthly["month"]]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for p in policies:
+        ax.plot(months, monthly[p], marker="o", markersize=3, linewidth=2.5 if p == "loop" else 1.2, label=p)
+    top = float(monthly.select(policies).max().max_horizontal()[0])
+    for r in retrains:
+        day = date.fromisoformat(r["day"])
+        ax.scatter([day], [top * 1.04], marker="v", s=40, color="black",
+                   facecolors="black" if r["promoted"] else "none")
+    ax.set_ylabel("MAE (bikes per hour)")
+    ax.set_title("Monthly MAE per policy; triangles: the loop's retrains (filled promoted, hollow refused)")
+    ax.legend(ncol=len(policies), fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_summary(out: Path, replay: Simulation, frame: pl.DataFrame, policies: list[str], failed: list[str],
+                  graph_seconds: float, baseline_seconds: float, served_days: list[str], estimate_2012: dict,
+                  estimate_all: dict, label_delay: int) -> None:
+    month = pl.col(SPEC.event_date).dt.strftime("%Y-%m").alias("month")
+    monthly = mae(frame, policies, month)
+    overall = mae(frame, policies).drop("hours").to_dicts()[0]
+    mae_2012 = mae(frame.filter(pl.col(SPEC.event_date) >= date(2012, 1, 1)), policies).drop("hours").to_dicts()[0]
+    launched = replay.retrains[1:]
+    promoted = sum(r["promoted"] for r in launched)
+    n_days = len(served_days)
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200):
         lines = [
-            "# Replay of 2011-2012: the self-retraining loop against two baselines", "",
-            "Command: `.venv/bin/python -m orchestration.replay`  ",
+            f"# Replay of 2011-2012: the self-retraining loop against the naive forecast and calendar retraining"
+            + (f" (labels {label_delay} days late)" if label_delay else ""), "",
+            f"Command: `.venv/bin/python -m orchestration.replay{f' --label-delay {label_delay}' if label_delay else ''}`  ",
             f"Daily graph: {n_days} days replayed through the daily job plus sensors in {graph_seconds / 60:.1f} min "
             f"({graph_seconds / max(n_days, 1):.2f} s/day, bootstrap included); baselines computed in "
             f"{baseline_seconds / 60:.1f} min. Failed daily runs: {len(failed)} {failed[:5]}.", "",
-            f"Policy: retrain after {policy.drift_persistence} consecutive drifted days or "
-            f"{policy.degradation_persistence} days at MAE >= {policy.mae_degradation}x the hold-out baseline; "
-            f"cooldown {policy.cooldown_days} days; one retrain per episode. Same family (trees), parameters and "
-            f"{WINDOW_DAYS}-day window for all three models.", "",
-            f"Retrains launched by the sensor: {len(replay.retrains) - 1} ({promoted} promoted by the gate). "
+            f"Retrain policy: `{replay.policy}` (sensor `{SPEC.name}_retrain_sensor`). Every model is the same recipe: LightGBM "
+            f"on log1p(count), {WINDOW_DAYS}-day window, refit on the whole window for serving.", "",
+            f"Retrains launched by the sensor: {len(launched)} ({promoted} promoted by the gate). "
             f"Alerts sent: {len(replay.alerts)}.", "",
-            "## MAE by month (bikes per hour)", "",
-            "loop = champion served by the asset graph, retrained by the sensor; static = trained once on the first "
-            "90 days; daily = retrained every day (costly upper bound).", "",
-            str(table), "",
-            f"Overall MAE: {overall}", "",
+            "## MAE (bikes per hour), the same hours for every policy", "",
+            "loop = champion served by the asset graph, retrained by the sensor through the gate; naive = the same "
+            "hour 7 days earlier (no model); static = trained once on the first 90 days; every_30_days / daily = "
+            "the recipe refit on a calendar.", "",
+            "| | " + " | ".join(policies) + " |", "|---|" + "---:|" * len(policies),
+            "| overall | " + " | ".join(f"{overall[p]:.2f}" for p in policies) + " |",
+            "| 2012 | " + " | ".join(f"{mae_2012[p]:.2f}" for p in policies) + " |",
+            "| retrains | " + " | ".join({"loop": str(len(launched)), "naive": "0", "static": "0",
+                                           "every_30_days": str(len(range(0, n_days, 30))),
+                                           "daily": str(n_days)}.get(p, "-") for p in policies) + " |", "",
+            "![monthly MAE per policy](replay" + (f"_delay{label_delay}" if label_delay else "") + ".png)", "",
+            "## Label-free performance estimate against the realized daily MAE", "",
+            f"2012: {estimate_2012}  ", f"all days: {estimate_all}", "",
+            "## MAE by month", "", str(monthly), "",
             "## Retrains", "",
             str(pl.DataFrame(replay.retrains).select("day", "cutoff", "promoted", "champion_after", "reason")), "",
             "## Alerts (partition | root asset | cause)", "",
@@ -109,11 +187,13 @@ def write_summary(out: Path, replay: Simulation, table: pl.DataFrame, loop: pl.D
             *([f"- ... and {len(replay.alerts) - 40} more"] if len(replay.alerts) > 40 else []),
         ]
     out.parent.mkdir(parents=True, exist_ok=True)
+    render_png(monthly, policies, launched, out.with_suffix(".png"))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({
         "graph_seconds": graph_seconds, "baseline_seconds": baseline_seconds, "days": n_days, "failed": failed,
-        "retrains": replay.retrains, "alerts": replay.alerts, "overall_mae": overall,
-        "monthly": table.to_dicts(), "champion_versions": loop["model_version"].unique().to_list(),
+        "label_delay_days": label_delay, "retrains": replay.retrains, "alerts": replay.alerts,
+        "overall_mae": overall, "mae_2012": mae_2012, "estimate_2012": estimate_2012, "estimate_all": estimate_all,
+        "monthly": monthly.to_dicts(), "champion_versions": frame["model_version"].unique().to_list(),
     }, indent=2, default=str))
     print("\n".join(lines))
 

@@ -117,6 +117,23 @@ class MlflowResource(dg.ConfigurableResource):
             path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}", dst_path=tmp)
             return (Path(path) / "model.onnx").read_bytes()
 
+    def log_bytes(self, payload: bytes, artifact_path: str) -> None:
+        """Log raw bytes (e.g. a second ONNX graph) as an artifact of the active run."""
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / artifact_path
+            path.write_bytes(payload)
+            mlflow.log_artifact(str(path))
+
+    def load_run_artifact(self, run_id: str, artifact_path: str) -> bytes:
+        import mlflow
+
+        self.client()
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                            dst_path=tmp)).read_bytes()
+
     def run_url(self, run_id: str) -> str:
         """A link for asset metadata: the UI when a server is configured, the run id otherwise."""
         ui = os.getenv("MLFLOW_UI_URL")

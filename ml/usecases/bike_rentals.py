@@ -45,4 +45,6 @@ SPEC = UseCaseSpec(
     ),
     expected_rows_per_partition=24,
     drift_columns=("hr", "weathersit", "temp", "atemp", "hum", "windspeed"),
+    seasonal_period_days=7,
+    estimator_excludes=("mnth", "season", "temp", "atemp"),
 )

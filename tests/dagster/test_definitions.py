@@ -25,11 +25,12 @@ def test_lineage_runs_from_raw_to_the_reports_and_the_champion():
 
 
 def test_jobs_schedules_and_sensors():
-    assert {j.name for j in defs.jobs} == {"ingest_rentals", "daily_rentals", "retrain_rentals",
-                                           "rollback_rentals_champion"}
+    assert {j.name for j in defs.jobs} == {"ingest_rentals", "daily_rentals", "performance_rentals",
+                                           "retrain_rentals", "rollback_rentals_champion"}
     assert {s.name for s in defs.schedules} == {"daily_rentals_schedule", "weekly_rentals_retrain"}
     assert {s.name for s in defs.sensors} == {"rentals_landing_sensor", "rentals_retrain_sensor",
-                                              "rentals_alert_sensor", "rentals_freshness_sensor"}
+                                              "rentals_labels_sensor", "rentals_alert_sensor",
+                                              "rentals_freshness_sensor"}
 
 
 def test_blocking_contracts_guard_the_graph():

@@ -7,17 +7,20 @@ import dagster as dg
 from ml.retrain_policy import RetrainPolicy
 from orchestration.definitions import build_use_case
 from orchestration.monitoring_sensors import build_retrain_sensor
+from resources.alerts import AlertSink
 from resources.storage import LocalStorage
 
 
-def write_day(storage, spec, day, drifted, features=("temp",), mae_ratio=1.0):
+def write_day(storage, spec, day, drifted, features=("temp",), mae_ratio=1.0, version="1"):
     storage.write_json(f"{spec.name}/drift/{day}.json",
-                       {"day": day, "drifted": drifted, "drifted_features": list(features) if drifted else []})
+                       {"day": day, "drifted": drifted, "drifted_features": list(features) if drifted else [],
+                        "model_version": version, "estimated_mae_ratio": 1.0})
     storage.write_json(f"{spec.name}/performance/{day}.json", {"day": day, "mae_ratio": mae_ratio})
 
 
 def evaluate(sensor, storage, cursor=None):
-    with dg.build_sensor_context(resources={"storage": storage}, cursor=cursor) as context:
+    with dg.build_sensor_context(resources={"storage": storage, "alert_sink": AlertSink(kind="log")}, cursor=cursor,
+                                 instance=dg.DagsterInstance.ephemeral()) as context:
         requests = list(sensor(context) or [])
         return requests, context.cursor
 
@@ -52,3 +55,21 @@ def test_no_retrain_over_a_quiet_quarter(spec, tmp_path):
     for day in pd.date_range("2011-04-01", "2011-06-30").date:
         write_day(storage, spec, day.isoformat(), False)
     assert evaluate(sensor, storage)[0] == []
+
+
+def test_refused_retrains_are_retried_while_degradation_lasts_and_escalated_once(spec, tmp_path):
+    """The champion never changes (every retrain refused): the sensor keeps trying after the cooldown,
+    with the refusals in the evidence, and escalates once."""
+    storage = LocalStorage(root=str(tmp_path))
+    job = next(j for j in build_use_case(spec).jobs if j.name == "retrain_rentals")
+    sensor = build_retrain_sensor(spec, job, RetrainPolicy(cooldown_days=7, escalate_after=2))
+    import pandas as pd
+
+    for day in pd.date_range("2011-06-01", "2011-07-30").date:
+        write_day(storage, spec, day.isoformat(), False, mae_ratio=2.0)
+    requests, cursor = evaluate(sensor, storage)
+    days = [r.tags["retrain/day"] for r in requests]
+    assert days[:3] == ["2011-06-02", "2011-06-09", "2011-06-23"]  # cooldown, then doubled
+    assert len(json.loads(requests[1].tags["retrain/evidence"])["refusals"]) == 1
+    state = json.loads(cursor)["state"]
+    assert state["escalated"] and len(state["refusals"]) >= 2

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from ml.evaluation import BootstrapResult, metrics_by_slice, paired_bootstrap, regression_metrics
-from ml.gate import GateConfig, GateDecision, evaluate_gate
+from ml.gate import GateConfig, GateDecision, NaiveComparison, evaluate_gate
 from ml.generator import generate_rentals
 from ml.usecases.bike_rentals import SPEC
 
-RULES = {"overall_mae_improvement", "worst_slice_degradation", "bootstrap_significance",
+RULES = {"beats_seasonal_naive", "overall_mae_improvement", "worst_slice_degradation", "bootstrap_significance",
          "latency_ms_per_1k", "model_size_bytes"}
 CONFIG = GateConfig(max_latency_ms_per_1k=50.0, max_model_size_bytes=10_000_000)
 FAST, SMALL = 10.0, 1_000_000
@@ -133,3 +133,20 @@ def test_markdown_lists_the_verdict_and_each_rule(day):
     assert text.startswith("**Gate: REJECT**")
     assert all(f"| {name} |" in text for name in RULES)
     assert "FAIL" in text
+
+
+def _naive(challenger_mae, naive_mae, rows=48):
+    return NaiveComparison(challenger_mae, naive_mae, rows, period_days=7)
+
+
+def test_the_first_champion_must_beat_the_seasonal_naive_forecast(day):
+    frame, y = day
+    pred = _noisy(y, 20, 2)
+    args = (regression_metrics(y, pred), None, metrics_by_slice(SPEC, frame, y, pred), None, None, FAST, SMALL)
+    refused = evaluate_gate(CONFIG, *args, naive=_naive(30.0, 31.0))  # 3% better: margin is 5%
+    assert not refused.passed
+    rule = next(r for r in refused.rules if r.rule == "beats_seasonal_naive")
+    assert not rule.passed and "same hour 7 days earlier" in rule.message
+    assert evaluate_gate(CONFIG, *args, naive=_naive(25.0, 31.0)).passed
+    # No earlier period on the hold-out: nothing to compare with, the rule says so and passes.
+    assert evaluate_gate(CONFIG, *args, naive=_naive(float("nan"), float("nan"), rows=0)).passed
