@@ -21,6 +21,7 @@ class GateRules(dg.Config):
     min_relative_mae_improvement: float = 0.02
     min_gain_over_naive: float = 0.05
     slice_tolerance: float = 0.10
+    slice_requires_significance: bool = True
     min_slice_rows: int = 24
     require_significance: bool = False
     max_latency_ms_per_1k: float = 200.0

@@ -14,7 +14,8 @@ class GateConfig:
 
     min_relative_mae_improvement: float = 0.02  # challenger MAE at least 2% below the champion's
     min_gain_over_naive: float = 0.05  # MAE at least 5% below the seasonal-naive forecast's, champion or not
-    slice_tolerance: float = 0.10  # no segment's MAE more than 10% above the champion's there
+    slice_tolerance: float = 0.10  # no segment's MAE more than 10% above the champion's there ...
+    slice_requires_significance: bool = True  # ... beyond resampling noise (the segment's 95% CI above 0)
     min_slice_rows: int = 24  # smaller segments are too noisy to judge (one day of hours)
     require_significance: bool = True  # the bootstrap 95% CI of the MAE difference must be < 0
     max_latency_ms_per_1k: float = 200.0
@@ -134,12 +135,17 @@ def _slices(config: GateConfig, challenger: list[dict], champion: list[dict] | N
         if old is None or min(row["n"], old["n"]) < config.min_slice_rows:
             skipped += 1
             continue
-        judged.append((-_relative_gain(old["mae"], row["mae"]), f"{row['slice']}={row['segment']}"))
+        # Without an interval (or when not required) the tolerance alone decides.
+        surely_worse = not config.slice_requires_significance or row.get("diff_ci_low", math.inf) > 0
+        judged.append((-_relative_gain(old["mae"], row["mae"]), surely_worse, f"{row['slice']}={row['segment']}"))
     if not judged:
         return RuleResult(name, True, None, limit, f"no segment has {config.min_slice_rows}+ rows")
-    worse, where = max(judged)
-    failing = [seg for w, seg in judged if w > limit]
-    detail = f"failing: {', '.join(failing)}" if failing else "all segments within tolerance"
+    worse, _, where = max(judged)
+    failing = [seg for w, sure, seg in judged if w > limit and sure]
+    noisy = [seg for w, sure, seg in judged if w > limit and not sure]
+    detail = f"failing: {', '.join(failing)}" if failing else "no segment worse beyond tolerance and noise"
+    if noisy:
+        detail += f"; worse but within resampling noise: {', '.join(noisy)}"
     return RuleResult(
         name, not failing, worse, limit,
         f"worst {where} MAE {worse:+.1%}; {detail}; {len(judged)} judged, {skipped} too small",

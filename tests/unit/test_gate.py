@@ -150,3 +150,27 @@ def test_the_first_champion_must_beat_the_seasonal_naive_forecast(day):
     assert evaluate_gate(CONFIG, *args, naive=_naive(25.0, 31.0)).passed
     # No earlier period on the hold-out: nothing to compare with, the rule says so and passes.
     assert evaluate_gate(CONFIG, *args, naive=_naive(float("nan"), float("nan"), rows=0)).passed
+
+
+def test_a_segment_worse_by_noise_does_not_block_but_a_segment_worse_every_day_does():
+    """The slice rule asks whether a segment got worse beyond resampling noise over whole days."""
+    import polars as pl
+
+    from ml.comparison import compare
+
+    frame = pl.concat([generate_rentals(SPEC, date(2013, 5, d), 24, seed=d) for d in range(1, 15)])
+    y = frame[SPEC.target].to_numpy().astype(float)
+    night = (frame["hr"] < 6).to_numpy()
+    champion = _noisy(y, 30, 1)
+    better = _noisy(y, 15, 2)
+    # At night the challenger errs like the champion, drawn afresh: worse by 26% on these 84 hours,
+    # by the luck of the draw.
+    lucky = np.where(night, _noisy(y, 30, 4), better)
+    result = compare(SPEC, frame, lucky, champion, CONFIG, FAST, SMALL)
+    rule = next(r for r in result.decision.rules if r.rule == "worst_slice_degradation")
+    assert rule.passed and "within resampling noise: hour_band=night" in rule.message, rule.message
+    # Worse at night by a wide margin on every day: significant, and refused.
+    worse = np.where(night, champion + 40, better)
+    refused = compare(SPEC, frame, worse, champion, CONFIG, FAST, SMALL)
+    rule = next(r for r in refused.decision.rules if r.rule == "worst_slice_degradation")
+    assert not rule.passed and "failing: hour_band=night" in rule.message, rule.message
