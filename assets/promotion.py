@@ -28,6 +28,16 @@ class GateRules(dg.Config):
     max_model_size_bytes: int = 200 * 1024**2
 
 
+def judged_model(mlflow: MlflowResource, name: str, version) -> OnnxModel:
+    """A version's judged fit (versions registered before the refit scheme are their own judged fit)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return OnnxModel(mlflow.load_run_artifact(version.run_id, JUDGED_MODEL_ARTIFACT))
+    except MlflowException:
+        return OnnxModel(mlflow.load_onnx(name, version.version))
+
+
 def evaluation_key(spec: UseCaseSpec, version: str) -> str:
     return f"{spec.name}/evaluations/challenger-v{version}.json"
 
@@ -47,16 +57,13 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         champion = mlflow.version_by_alias(name, CHAMPION)
         pointer, frame = load_training_set(spec, storage)
         holdout = frame.filter(pl.col("split") == "holdout")
-        if champion is not None:
-            # Judge only days the champion never trained on, or its refit would be scored in sample.
-            seen_until = mlflow.client().get_model_version(name, champion.version).tags.get("cutoff", "")
-            unseen = holdout.filter(pl.col(spec.event_date).cast(pl.String) >= seen_until)
-            holdout = unseen if unseen.height else holdout
         X = feature_matrix(spec, holdout)
-        # The gate judges the recipe's out-of-sample fit; the registered version is its refit on the
-        # whole window (see ml/training.py), whose serving budgets are what is measured here.
-        challenger_pred = OnnxModel(mlflow.load_run_artifact(challenger.run_id, JUDGED_MODEL_ARTIFACT)).predict(X)
-        champion_pred = OnnxModel(mlflow.load_onnx(name, champion.version)).predict(X) if champion else None
+        # Recipes are judged by their judged fits, each blind to the last hold-out days before its own
+        # cut-off: the champion's refit may have trained on this hold-out, its judged fit cannot have
+        # (the champion's cut-off is earlier). The registered versions are the refits, whose serving
+        # budgets are what is measured here.
+        challenger_pred = judged_model(mlflow, name, challenger).predict(X)
+        champion_pred = judged_model(mlflow, name, champion).predict(X) if champion else None
         serving = servability(mlflow.load_onnx(name, challenger.version), X)
         result = compare(spec, holdout, challenger_pred, champion_pred, GateConfig(**config.model_dump()),
                          serving.latency_ms_per_1k, serving.size_bytes,
