@@ -7,15 +7,27 @@ import polars as pl
 
 from assets.common import (OWNERS, daily_partitions, markdown_table, raw_blob_key, raw_pointer_key, table_key,
                            table_metadata)
-from ml.contract import count_rows, labels_pending_rows, split_rows
+from ml.contract import conflict_rows, count_rows, labels_pending_rows, split_rows
 from ml.spec import UseCaseSpec
-from resources.sources import RentalSource
+from resources.sources import MissingFile, RentalSource
 from resources.storage import Storage
 
 
 def read_raw(spec: UseCaseSpec, storage: Storage, day: str) -> tuple[dict, bytes]:
     pointer = storage.read_json(raw_pointer_key(spec, day))
     return pointer, storage.read_bytes(pointer["key"])
+
+
+def is_gap(pointer: dict) -> bool:
+    """The raw pointer of a day whose file never came: no rows to split, score or monitor."""
+    return pointer.get("no_data", False)
+
+
+def gap_metadata(gaps: dict[str, str], days: int) -> dict:
+    """`no_data` is true when none of the run's days had a file; the gaps are listed with the first reason."""
+    if not gaps:
+        return {}
+    return {"no_data": len(gaps) == days, "no_data_days": sorted(gaps), "reason": next(iter(gaps.values()))}
 
 
 def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
@@ -34,9 +46,14 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     def raw(context: dg.AssetExecutionContext, source: RentalSource, storage: Storage) -> dg.MaterializeResult:
         """The day's file byte for byte, content-addressed, so a later correction never overwrites history."""
         total_rows = total_bytes = 0
-        files = []
+        files, gaps = [], {}
         for day in context.partition_keys:
-            f = source.fetch(spec, day)
+            try:
+                f = source.fetch(spec, day)
+            except MissingFile as gap:  # a day without a file is recorded as a gap, not a failed run
+                storage.write_json(raw_pointer_key(spec, day), {"no_data": True, "reason": str(gap), "rows": 0})
+                gaps[day] = str(gap)
+                continue
             sha = hashlib.sha256(f.content).hexdigest()
             key = raw_blob_key(spec, day, sha)
             if not storage.exists(key):
@@ -53,6 +70,7 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "files": markdown_table(pl.DataFrame(files)),
             "sha256": files[0]["sha256"] if len(files) == 1 else f"{len(files)} files",
             "uri": storage.uri(raw_pointer_key(spec, context.partition_keys[0])),
+            **gap_metadata(gaps, len(context.partition_keys)),
         })
 
     @dg.multi_asset(
@@ -67,15 +85,18 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def split(context: dg.AssetExecutionContext, storage: Storage):
-        """Each raw row goes to exactly one of validated or quarantined; a schema break raises."""
-        validated, quarantined = [], []
+        """Each raw row goes to exactly one of validated, quarantined or merged (a duplicate folded into a
+        validated row by the spec's policy, kept as a table for the conservation check); a schema break raises."""
+        validated, quarantined, merged = [], [], []
         for day in context.partition_keys:
             pointer, content = read_raw(spec, storage, day)
             result = split_rows(spec, content, pointer["file"], partition_day=day)
             storage.write_parquet(table_key(spec, "validated", day), result.validated)
             storage.write_parquet(table_key(spec, "quarantined", day), result.quarantined)
+            storage.write_parquet(table_key(spec, "merged", day), result.merged)
             validated.append(result.validated)
             quarantined.append(result.quarantined)
+            merged.append(result.merged)
             if result.quarantined.height:
                 context.log.warning(f"{day}: {result.quarantined.height} of {result.raw_rows} rows quarantined")
         good, bad = pl.concat(validated), pl.concat(quarantined)
@@ -84,9 +105,10 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         # Rows whose labels have not arrived yet: validated with nulls, complete when the day lands again.
         yield dg.MaterializeResult(asset_key=validated_key, metadata={
             **table_metadata(good), "labels_pending_rows": labels_pending_rows(spec, good),
+            "merged_rows": sum(m.height for m in merged),
         })
         yield dg.MaterializeResult(asset_key=quarantined_key, metadata={
-            **table_metadata(bad), "rules_broken": markdown_table(reasons),
+            **table_metadata(bad), "rules_broken": markdown_table(reasons), "conflict_rows": conflict_rows(bad),
         })
 
     return [raw, split]

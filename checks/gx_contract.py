@@ -4,6 +4,11 @@ GX is imported lazily: it costs seconds to import, and only validation needs it.
 
 Labels arrive late, so label columns (target and leakage) may be null, but only all together: each
 is expected not null on the rows where any label column is present (a row condition).
+
+Rules across columns and rows are checked on their own terms, not by re-running ml/contract.py: a
+conditional rule is an expectation under a row condition; a day-level column has at most one
+value per day: its smallest and largest value of the day are equal (computed here, like the sum of a
+sum rule).
 """
 
 from __future__ import annotations
@@ -44,6 +49,22 @@ def _sum_column(rule) -> str:
     return "__sum_" + "_".join(rule.parts)
 
 
+def _day_column(name: str, bound: str) -> str:
+    return f"__day_{bound}_{name}"
+
+
+def _conditional_expectation(rule, condition):
+    """The `then` side of a conditional rule as an expectation on the rows where `when` holds."""
+    import great_expectations.expectations as gxe
+
+    column, op, value = rule.then
+    if op == "!=":
+        return gxe.ExpectColumnValuesToNotBeInSet(column=column, value_set=[value], row_condition=condition)
+    bounds = {"==": dict(min_value=value, max_value=value), "<": dict(max_value=value, strict_max=True),
+              "<=": dict(max_value=value), ">": dict(min_value=value, strict_min=True), ">=": dict(min_value=value)}
+    return gxe.ExpectColumnValuesToBeBetween(column=column, row_condition=condition, **bounds[op])
+
+
 def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date | None = None):
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -63,7 +84,7 @@ def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date
     if first_day and last_day:
         # min/max rather than a row-wise "between": GX checks datetimes between bounds row by row
         # in Python (measured 5.7 s per million rows), while min and max are two vector reductions.
-        lo, hi = datetime.combine(first_day, time()), datetime.combine(last_day, time())
+        lo, hi = datetime.combine(first_day, time()), datetime.combine(last_day, time.max)
         suite.add_expectation(gxe.ExpectColumnMinToBeBetween(column=spec.event_date, min_value=lo, max_value=hi))
         suite.add_expectation(gxe.ExpectColumnMaxToBeBetween(column=spec.event_date, min_value=lo, max_value=hi))
     suite.add_expectation(
@@ -72,6 +93,12 @@ def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date
     for rule in spec.sum_rules:
         # Pending rows have a null total and a null sum: GX skips a pair when both values are missing.
         suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=rule.total, column_B=_sum_column(rule)))
+    for rule in spec.conditional_rules:
+        column, value = rule.when
+        suite.add_expectation(_conditional_expectation(rule, Column(column) == value))
+    for name in spec.fill_over_day:
+        suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=_day_column(name, "min"),
+                                                                  column_B=_day_column(name, "max")))
     return suite
 
 
@@ -84,6 +111,8 @@ def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = No
 
     frame = frame.with_columns(
         [pl.sum_horizontal(r.parts, ignore_nulls=False).alias(_sum_column(r)) for r in spec.sum_rules]
+        + [getattr(pl.col(name), bound)().over(pl.col(spec.event_date).cast(pl.Date)).alias(_day_column(name, bound))
+           for name in spec.fill_over_day for bound in ("min", "max")]
         + [pl.col(spec.event_date).cast(pl.Datetime("us"))]
     )
     context = gx.get_context(mode="ephemeral")

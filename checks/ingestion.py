@@ -18,9 +18,11 @@ def volume_anomalies(spec: UseCaseSpec, rows_by_day: dict[str, int], tolerance: 
     return {d: n for d, n in rows_by_day.items() if abs(n - expected) > tolerance * expected}
 
 
-def conservation_breaks(raw: dict[str, int], validated: dict[str, int], quarantined: dict[str, int]) -> dict[str, tuple]:
-    """Days where raw rows != validated + quarantined, with the three counts."""
-    return {d: (raw[d], validated[d], quarantined[d]) for d in raw if raw[d] != validated[d] + quarantined[d]}
+def conservation_breaks(raw: dict[str, int], validated: dict[str, int], quarantined: dict[str, int],
+                        merged: dict[str, int]) -> dict[str, tuple]:
+    """Days where raw rows != validated + quarantined + merged, with the four counts."""
+    return {d: (raw[d], validated[d], quarantined[d], merged[d]) for d in raw
+            if raw[d] != validated[d] + quarantined[d] + merged[d]}
 
 
 def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
@@ -70,17 +72,19 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=validated_key, name="conservation", blocking=True, partitions_def=partitions,
                     additional_deps=[quarantined_key],
-                    description="raw rows = validated rows + quarantined rows, on every partition.")
+                    description="raw rows = validated + quarantined + merged rows, on every partition.")
     def conservation(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         days = context.partition_keys
         raw = {d: read_raw(spec, storage, d)[0]["rows"] for d in days}
-        good = {d: storage.read_parquet(table_key(spec, "validated", d)).height for d in days}
-        bad = {d: storage.read_parquet(table_key(spec, "quarantined", d)).height for d in days}
-        broken = conservation_breaks(raw, good, bad)
+        good, bad, merged = ({d: storage.read_parquet(table_key(spec, stage, d)).height for d in days}
+                             for stage in ("validated", "quarantined", "merged"))
+        broken = conservation_breaks(raw, good, bad, merged)
         return dg.AssetCheckResult(
             passed=not broken,
-            description=f"rows lost or invented on {broken}" if broken else "every raw row accounted for",
-            metadata={"raw": sum(raw.values()), "validated": sum(good.values()), "quarantined": sum(bad.values())},
+            description=f"rows lost or invented on {broken} (raw, validated, quarantined, merged)" if broken
+            else "every raw row accounted for",
+            metadata={"raw": sum(raw.values()), "validated": sum(good.values()), "quarantined": sum(bad.values()),
+                      "merged": sum(merged.values())},
         )
 
     return [raw_schema, raw_volume, row_contract, conservation]

@@ -4,7 +4,11 @@ A raw file goes through two gates. The *schema* gate looks at the file as a whol
 delimiter, header, column types); a break there stops the graph with a `ContractViolation` that
 names the file, the column and the rule. The *row* gate sends every data row to exactly one of two
 tables: `validated` (typed, de-duplicated) or `quarantined` (the exact text of the line, its line
-number and every rule it broke). Nothing is dropped: rows(raw) == rows(validated) + rows(quarantined).
+number and every rule it broke). Copies of a key are settled by the spec's duplicate policy; a copy
+folded into another row is listed in `merged` with the line it went into. Nothing is dropped:
+rows(raw) == rows(validated) + rows(quarantined) + rows(merged).
+
+Header names are the spec's raw names (`Column.header`); validated columns carry the clean names.
 
 Labels arrive late: a day's file first lands with the label columns (target and leakage) blank and
 lands again, complete, days later. A row with all of them blank is validated with nulls there
@@ -17,6 +21,7 @@ its own words instead of aborting the parse. Files are plain CSV without quoted 
 from __future__ import annotations
 
 import io
+import operator
 from dataclasses import dataclass
 
 import polars as pl
@@ -28,7 +33,11 @@ _LINE = "line"
 # Below this share of parseable values a column is treated as having the wrong type (a schema
 # break) rather than as holding a few bad rows (quarantined).
 MIN_PARSEABLE_SHARE = 0.5
-_DTYPES = {"int": pl.Int64, "float": pl.Float64, "date": pl.Date}
+_DTYPES = {"int": pl.Int64, "float": pl.Float64}
+_OPERATORS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+              ">=": operator.ge}
+_UNDECODABLE = "\ufffd"
+CONFLICT = "unique_key.conflict"
 _OTHER_DELIMITERS = (";", "\t", "|")
 
 
@@ -57,20 +66,33 @@ class SplitResult:
     validated: pl.DataFrame
     quarantined: pl.DataFrame  # file, line_number, raw_line, reason
     raw_rows: int
+    merged: pl.DataFrame  # file, line_number, raw_line, reason: copies folded into a validated row
 
     @property
     def conserved(self) -> bool:
-        return self.raw_rows == self.validated.height + self.quarantined.height
+        return self.raw_rows == self.validated.height + self.quarantined.height + self.merged.height
+
+    @property
+    def conflict_rows(self) -> int:
+        """Quarantined copies of a key that disagreed with another copy."""
+        return conflict_rows(self.quarantined)
 
 
-def read_lines(content: bytes) -> pl.DataFrame:
+def conflict_rows(quarantined: pl.DataFrame) -> int:
+    return quarantined.select(pl.col("reason").str.contains(f"[{CONFLICT}]", literal=True).sum()).item()
+
+
+def read_lines(content: bytes, encoding: str = "utf-8") -> pl.DataFrame:
     """Every line of the file as text with its 1-based line number; blank lines are not rows.
 
-    Undecodable bytes become U+FFFD, so such a row fails a type rule and is quarantined with the
-    rest of its text intact; the raw file itself is kept byte for byte upstream.
+    Undecodable bytes become U+FFFD, so such a row is quarantined (rule `encoding`) with the rest of
+    its text intact; the raw file itself is kept byte for byte upstream. A header or a majority of
+    lines that do not decode is a schema break instead (see `_encoding_violations`).
     """
     if not content.strip():
         return pl.DataFrame({"line_number": [], _LINE: []}, schema={"line_number": pl.Int64, _LINE: pl.String})
+    if encoding.replace("-", "").lower() != "utf8":  # polars reads UTF-8 only: transcode, replacing what fails
+        content = content.decode(encoding, errors="replace").encode("utf-8")
     lines = pl.read_csv(
         io.BytesIO(content),
         has_header=False,
@@ -88,7 +110,7 @@ def read_lines(content: bytes) -> pl.DataFrame:
 
 
 def count_rows(content: bytes) -> int:
-    """Data rows in a raw file: non-blank lines after the header."""
+    """Data rows in a raw file: non-blank lines after the header (any ASCII-compatible encoding)."""
     return max(read_lines(content).height - 1, 0)
 
 
@@ -101,16 +123,29 @@ def _header(lines: pl.DataFrame) -> list[str]:
 
 
 def schema_violations(spec: UseCaseSpec, content: bytes, file: str) -> list[Violation]:
-    """File-level rules: not empty, comma-delimited, exactly the spec's columns, parseable types."""
-    lines = read_lines(content)
+    """File-level rules: not empty, decodable, comma-delimited, exactly the spec's columns, parseable types."""
+    lines = read_lines(content, spec.encoding)
     return _header_violations(spec, lines, file) or _type_violations(spec, _parsed(spec, lines), file)
+
+
+def _encoding_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> list[Violation]:
+    """An undecodable header, or most lines undecodable, means the file is not in the declared encoding."""
+    bad = lines.filter(pl.col(_LINE).str.contains(_UNDECODABLE, literal=True))["line_number"]
+    data_lines = lines.height - 1
+    if bad.len() and (bad[0] == lines["line_number"][0] or bad.len() > MIN_PARSEABLE_SHARE * data_lines):
+        return [Violation(file, None, "file.encoding",
+                          f"{bad.len()} of {lines.height} lines are not valid {spec.encoding} (first at line "
+                          f"{bad[0]}); declare the file's encoding in the spec")]
+    return []
 
 
 def _header_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> list[Violation]:
     if lines.height == 0:
         return [Violation(file, None, "file.not_empty", "the file has no header and no rows")]
+    if encoding := _encoding_violations(spec, lines, file):
+        return encoding
     header = _header(lines)
-    expected = spec.column_names
+    expected = [c.header for c in spec.columns]
     if len(header) == 1 and len(expected) > 1:
         used = next((d for d in _OTHER_DELIMITERS if d in header[0]), None)
         hint = f"the header looks {used!r}-delimited" if used else "the header has a single field"
@@ -120,7 +155,7 @@ def _header_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> lis
         for c in expected if c not in header
     ]
     out += [
-        Violation(file, c, "schema.unexpected_column", f"column not in the contract {list(expected)}")
+        Violation(file, c, "schema.unexpected_column", f"column not in the contract {expected}")
         for c in header if c not in expected
     ]
     if len(set(header)) != len(header):
@@ -130,6 +165,12 @@ def _header_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> lis
 
 def _typed(name: str) -> str:
     return f"{name}__typed"
+
+
+def _event_day(spec: UseCaseSpec) -> pl.Expr:
+    """The typed event column as a date: the day a row belongs to."""
+    event = pl.col(_typed(spec.event_date))
+    return event.dt.date() if spec.event_column.dtype == "timestamp" else event
 
 
 def _parsed(spec: UseCaseSpec, lines: pl.DataFrame) -> pl.DataFrame:
@@ -142,19 +183,26 @@ def _parsed(spec: UseCaseSpec, lines: pl.DataFrame) -> pl.DataFrame:
     ).unnest("_s")
     if cells[_LINE].str.contains(r"\s").any():  # padding is rare: strip only when a line has some
         cells = cells.with_columns(pl.col(header).str.strip_chars())
-    parsed = cells.with_columns(_parse(pl.col(c.name), c).alias(_typed(c.name)) for c in spec.columns)
+    parsed = cells.with_columns(_parse(pl.col(c.header), c).alias(_typed(c.name)) for c in spec.columns)
     # Fast pass first; integers written as floats ("3.0") get the slower lenient parse, per column.
     lenient = [c for c in spec.columns if c.dtype == "int" and parsed.select(_unparsed(c).any()).item()]
-    return parsed.with_columns(_parse_int_lenient(pl.col(c.name)).alias(_typed(c.name)) for c in lenient)
+    parsed = parsed.with_columns(_parse_int_lenient(pl.col(c.header)).alias(_typed(c.name)) for c in lenient)
+    return parsed.with_columns(_filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
+
+
+def _filled_over_day(spec: UseCaseSpec, c: Column) -> pl.Expr:
+    """A blank cell of a day-level column takes the day's value (a day with two values breaks a rule)."""
+    typed = pl.col(_typed(c.name))
+    return pl.when(_blank(c.header)).then(typed.max().over(_event_day(spec))).otherwise(typed).alias(_typed(c.name))
 
 
 def _unparsed(c: Column) -> pl.Expr:
-    return pl.col(_typed(c.name)).is_null() & pl.col(c.name).is_not_null() & (pl.col(c.name) != "")
+    return pl.col(_typed(c.name)).is_null() & ~_blank(c.header)
 
 
 def _type_violations(spec: UseCaseSpec, parsed: pl.DataFrame, file: str) -> list[Violation]:
     """A column where most values do not parse has the wrong type: a schema break, not bad rows."""
-    present = [(pl.col(c.name).is_not_null() & (pl.col(c.name) != "")).sum().alias(c.name) for c in spec.columns]
+    present = [(~_blank(c.header)).sum().alias(c.name) for c in spec.columns]
     failed = [_unparsed(c).sum().alias(c.name) for c in spec.columns]
     counts = parsed.select(present).row(0, named=True)
     failures = parsed.select(failed).row(0, named=True)
@@ -162,15 +210,29 @@ def _type_violations(spec: UseCaseSpec, parsed: pl.DataFrame, file: str) -> list
     for c in spec.columns:
         if counts[c.name] and 1 - failures[c.name] / counts[c.name] < MIN_PARSEABLE_SHARE:
             share = 1 - failures[c.name] / counts[c.name]
-            example = parsed.filter(_unparsed(c))[c.name][0]
-            out.append(Violation(file, c.name, f"type.{c.dtype}",
-                                 f"only {share:.0%} of values parse as {c.dtype} (e.g. {example!r})"))
+            example = parsed.filter(_unparsed(c))[c.header][0]
+            out.append(Violation(file, c.header, f"type.{c.dtype}",
+                                 f"only {share:.0%} of values parse as {_type_name(c)} (e.g. {example!r})"))
     return out
+
+
+def _type_name(c: Column) -> str:
+    if c.is_temporal:
+        return f"{c.dtype} {c.date_format!r}"
+    return f"{c.dtype} {c.true_false[0]!r}/{c.true_false[1]!r}" if c.dtype == "bool" else c.dtype
 
 
 def _parse(expr: pl.Expr, col: Column) -> pl.Expr:
     if col.dtype == "date":
-        return expr.str.to_date("%Y-%m-%d", strict=False)
+        return expr.str.to_date(col.date_format, strict=False)
+    if col.dtype == "timestamp":
+        return expr.str.to_datetime(col.date_format, strict=False, time_unit="us")
+    if col.dtype == "bool":
+        text = expr.str.to_lowercase()
+        true, false = (v.lower() for v in col.true_false)
+        return pl.when(text == true).then(True).when(text == false).then(False)
+    if col.dtype == "category":  # levels are judged by the allowed-values rule, blanks by not_null
+        return pl.when(expr != "").then(expr)
     return expr.cast(_DTYPES[col.dtype], strict=False)
 
 
@@ -186,11 +248,53 @@ def _blank(name: str) -> pl.Expr:
 
 def _partial_labels(spec: UseCaseSpec) -> tuple[pl.Expr, pl.Expr]:
     """Label columns come as one outcome: some blank and some present is a broken row, not a late one."""
-    blank = {name: _blank(name) for name in spec.label_columns}
-    which = pl.concat_str([pl.when(b).then(pl.lit(n)) for n, b in blank.items()], separator=", ", ignore_nulls=True)
+    headers = [spec.column(name).header for name in spec.label_columns]
+    blank = {h: _blank(h) for h in headers}
+    which = pl.concat_str([pl.when(b).then(pl.lit(h)) for h, b in blank.items()], separator=", ", ignore_nulls=True)
     return (pl.any_horizontal(*blank.values()) & ~pl.all_horizontal(*blank.values()),
-            pl.format(f"labels ({', '.join(spec.label_columns)}): {{}} blank while the others are present; "
+            pl.format(f"labels ({', '.join(headers)}): {{}} blank while the others are present; "
                       "they arrive together or not at all [labels.partial]", which))
+
+
+def _column_rules(spec: UseCaseSpec, c: Column) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Rules on one cell. A blank cell of a day-level column that the day filled is not missing."""
+    raw, typed, name = pl.col(c.header), pl.col(_typed(c.name)), c.header
+    missing = _blank(c.header)
+    rules = []
+    if not c.nullable and c.name not in spec.label_columns:
+        rules.append((missing & typed.is_null(), pl.lit(f"{name}: missing value [not_null]")))
+    rules.append((~missing & typed.is_null(),
+                  pl.format(f"{name}: '{{}}' is not a {_type_name(c)} [type.{c.dtype}]", raw)))
+    if c.dtype == "float":
+        rules.append((typed.is_nan() | typed.is_infinite(), pl.format(f"{name}: {{}} is not finite [finite]", raw)))
+    if c.min is not None:
+        rules.append((typed < c.min, pl.format(f"{name}: {{}} below minimum {c.min:g} [range.min]", raw)))
+    if c.max is not None:
+        rules.append((typed > c.max, pl.format(f"{name}: {{}} above maximum {c.max:g} [range.max]", raw)))
+    if c.allowed is not None:
+        rules.append((typed.is_not_null() & ~typed.is_in(list(c.allowed)),
+                      pl.format(f"{name}: {{}} not in {list(c.allowed)} [allowed_values]", raw)))
+    return rules
+
+
+def _cross_row_rules(spec: UseCaseSpec) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Rules that look at other columns or other rows of the day: sums, conditions, day-level values."""
+    rules = []
+    for rule in spec.sum_rules:
+        parts = pl.sum_horizontal([pl.col(_typed(p)) for p in rule.parts], ignore_nulls=False)
+        rules.append((pl.col(_typed(rule.total)) != parts, pl.lit(f"{rule.name} does not hold [sum_rule]")))
+    for rule in spec.conditional_rules:
+        (when, value), (then, op, bound) = rule.when, rule.then
+        holds = _OPERATORS[op](pl.col(_typed(then)), bound)
+        rules.append(((pl.col(_typed(when)) == value) & ~holds,
+                      pl.format(f"{rule.description}: {spec.column(then).header} is {{}} [conditional.{rule.name}]",
+                                pl.col(spec.column(then).header))))
+    for name in spec.fill_over_day:
+        values = pl.col(_typed(name)).drop_nulls().n_unique().over(_event_day(spec))
+        rules.append((values > 1, pl.format(
+            f"{spec.column(name).header}: {{}} different values on {{}}; a day-level value holds for the whole day "
+            "[fill_over_day]", values, _event_day(spec))))
+    return rules
 
 
 def _row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -199,35 +303,31 @@ def _row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Ex
     A rule on a blank value does not fire (null fills to False): blank is judged by not_null, or,
     for label columns, by `labels.partial` alone.
     """
-    rules: list[tuple[pl.Expr, pl.Expr]] = [_partial_labels(spec)]
-    for c in spec.columns:
-        raw, typed, name = pl.col(c.name), pl.col(_typed(c.name)), c.name
-        missing = _blank(name)
-        if not c.nullable and name not in spec.label_columns:
-            rules.append((missing, pl.lit(f"{name}: missing value [not_null]")))
-        rules.append((~missing & typed.is_null(), pl.format(f"{name}: '{{}}' is not a {c.dtype} [type.{c.dtype}]", raw)))
-        if c.dtype == "float":
-            rules.append((typed.is_nan() | typed.is_infinite(), pl.format(f"{name}: {{}} is not finite [finite]", raw)))
-        if c.min is not None:
-            rules.append((typed < c.min, pl.format(f"{name}: {{}} below minimum {c.min:g} [range.min]", raw)))
-        if c.max is not None:
-            rules.append((typed > c.max, pl.format(f"{name}: {{}} above maximum {c.max:g} [range.max]", raw)))
-        if c.allowed is not None:
-            rules.append((typed.is_not_null() & ~typed.is_in(list(c.allowed)),
-                          pl.format(f"{name}: {{}} not in {list(c.allowed)} [allowed_values]", raw)))
-    for rule in spec.sum_rules:
-        parts = pl.sum_horizontal([pl.col(_typed(p)) for p in rule.parts], ignore_nulls=False)
-        rules.append((pl.col(_typed(rule.total)) != parts, pl.lit(f"{rule.name} does not hold [sum_rule]")))
+    rules: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col(_LINE).str.contains(_UNDECODABLE, literal=True),
+         pl.lit(f"line has bytes that are not valid {spec.encoding} [encoding]")),
+        _partial_labels(spec),
+    ]
+    rules += [rule for c in spec.columns for rule in _column_rules(spec, c)]
+    rules += _cross_row_rules(spec)
     if partition_day is not None:
-        event = pl.col(_typed(spec.event_date))
-        rules.append((event != pl.lit(partition_day).str.to_date(),
-                      pl.format(f"{spec.event_date}: {{}} outside partition {partition_day} [partition]", event)))
+        day = _event_day(spec)
+        rules.append((day != pl.lit(partition_day).str.to_date(),
+                      pl.format(f"{spec.event_column.header}: {{}} outside partition {partition_day} [partition]",
+                                pl.col(spec.event_column.header))))
     return [(broken.fill_null(False), reason) for broken, reason in rules]
 
 
 def split_rows(spec: UseCaseSpec, content: bytes, file: str, partition_day: str | None = None) -> SplitResult:
-    """Send every data row of a file to `validated` or `quarantined`; raise on a schema break."""
-    return split_lines(spec, read_lines(content), file, partition_day)
+    """Send every data row of a file to `validated`, `quarantined` or `merged`; raise on a schema break."""
+    return split_lines(spec, read_lines(content, spec.encoding), file, partition_day)
+
+
+def _listed(file: str, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
+    """Rows as they arrived, with why they are not in `validated`."""
+    # rechunk: polars 2.1 panics ("i < self.len()") rendering format strings over a multi-chunk filter.
+    return frame.rechunk().select(pl.lit(file).alias("file"), "line_number", pl.col(_LINE).alias("raw_line"),
+                                  reason.alias("reason"))
 
 
 def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day: str | None = None) -> SplitResult:
@@ -239,30 +339,72 @@ def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day
         raise ContractViolation(violations)
     n = len(spec.columns)
     rules = _row_rules(spec, partition_day)
-    # Phase 1, every row: cheap boolean flags. Among rows that break nothing, the first occurrence
-    # of a key wins; bad rows never claim a key, so a malformed first copy cannot push a good
-    # second copy into quarantine.
+    # Phase 1, every row: cheap boolean flags. Only rows that break nothing take part in settling
+    # duplicate keys, so a malformed copy cannot push a good one into quarantine.
     wrong_width = pl.col("_fields") != n
-    flagged = parsed.with_columns(
-        pl.any_horizontal(wrong_width, *(broken for broken, _ in rules)).alias("_bad"),
-    ).with_columns(
-        (~pl.col("_bad") & ~pl.when(~pl.col("_bad")).then(pl.struct([_typed(k) for k in spec.key]))
-         .is_first_distinct()).alias("_duplicate")
-    )
-    validated = flagged.filter(~pl.col("_bad") & ~pl.col("_duplicate")).select(
-        pl.col(_typed(c.name)).alias(c.name) for c in spec.columns)
+    flagged = parsed.with_columns(pl.any_horizontal(wrong_width, *(broken for broken, _ in rules)).alias("_bad"))
+    kept, duplicates, merged = _settle_duplicates(spec, flagged.filter(~pl.col("_bad")), file)
+    validated = kept.select(pl.col(_typed(c.name)).alias(c.name) for c in spec.columns)
     # Phase 2, bad rows only: render every broken rule as text. A line with the wrong number of
     # fields has that one reason: its cells are not where the header says.
     reason = (
         pl.when(wrong_width)
         .then(pl.format(f"line has {{}} fields, expected {n} [field_count]", pl.col("_fields")))
-        .when(pl.col("_duplicate")).then(pl.lit(f"duplicate key {spec.key} [unique_key]"))
         .otherwise(pl.concat_str([pl.when(b).then(r) for b, r in rules], separator="; ", ignore_nulls=True))
     )
-    # rechunk: polars 2.1 panics ("i < self.len()") rendering format strings over a multi-chunk filter.
-    quarantined = flagged.filter(pl.col("_bad") | pl.col("_duplicate")).rechunk().select(
-        pl.lit(file).alias("file"), "line_number", pl.col(_LINE).alias("raw_line"), reason.alias("reason"))
-    return SplitResult(validated=validated, quarantined=quarantined, raw_rows=parsed.height)
+    quarantined = _listed(file, flagged.filter(pl.col("_bad")), reason)
+    if duplicates.height:
+        quarantined = pl.concat([quarantined, duplicates]).sort("line_number")
+    return SplitResult(validated=validated, quarantined=quarantined, raw_rows=parsed.height, merged=merged)
+
+
+def _settle_duplicates(spec: UseCaseSpec, good: pl.DataFrame,
+                       file: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(kept rows, quarantined copies, merged copies) of the good rows under the spec's duplicate policy.
+
+    Copies that disagree on a column no rule settles are all quarantined as a conflict: file order
+    never picks a winner silently. Only rows whose key repeats take the slow path.
+    """
+    keys = [_typed(k) for k in spec.key]
+    copies = good.with_columns(pl.len().over(keys).alias("_copies"))
+    single, multi = copies.filter(pl.col("_copies") == 1), copies.filter(pl.col("_copies") > 1)
+    nothing = _listed(file, good.clear(), pl.lit(""))
+    if multi.height == 0:
+        return good, nothing, nothing
+    settled = dict(spec.aggregate)
+    agree = [] if spec.duplicates == "keep_last" else [
+        c for c in spec.columns if c.name not in spec.key and c.name not in settled]
+    differs = {c.header: pl.col(_typed(c.name)).n_unique().over(keys) > 1 for c in agree}
+    key_text = pl.concat_str([pl.col(spec.column(k).header) for k in spec.key], separator=", ")
+    multi = multi.with_columns(
+        pl.any_horizontal(pl.lit(False), *differs.values()).alias("_conflict"),
+        pl.concat_str([pl.when(d).then(pl.lit(h)) for h, d in differs.items()] or [pl.lit("")],
+                      separator=", ", ignore_nulls=True).alias("_differs"),
+        pl.col("line_number").first().over(keys).alias("_first"),
+        pl.col("line_number").last().over(keys).alias("_last"),
+    )
+    conflicts = _listed(file, multi.filter("_conflict"), pl.format(
+        f"key ({', '.join(spec.key)}) = ({{}}): {{}} copies disagree on {{}}; none is taken [{CONFLICT}]",
+        key_text, pl.col("_copies"), pl.col("_differs")))
+    agreeing = multi.filter(~pl.col("_conflict"))
+    winner_line = "_last" if spec.duplicates == "keep_last" else "_first"
+    is_winner = pl.col("line_number") == pl.col(winner_line)
+    if spec.duplicates == "aggregate":
+        aggregations = {"mean": pl.Expr.mean, "sum": pl.Expr.sum, "first": pl.Expr.first}
+        winners = agreeing.group_by(keys, maintain_order=True).agg(
+            pl.col("line_number").first(),
+            *(aggregations[settled.get(c.name, "first")](pl.col(_typed(c.name)))
+              for c in spec.columns if c.name not in spec.key))
+    else:
+        winners = agreeing.filter(is_winner)
+    typed = ["line_number", *(_typed(c.name) for c in spec.columns)]
+    kept = pl.concat([single.select(typed), winners.select(typed)], how="vertical_relaxed").sort("line_number")
+    extra = agreeing.filter(~is_winner)
+    if spec.duplicates == "quarantine":
+        same = pl.format(f"duplicate key {spec.key}: same as line {{}} [unique_key]", pl.col(winner_line))
+        return kept, pl.concat([conflicts, _listed(file, extra, same)]), nothing
+    folded = pl.format(f"folded into line {{}} [duplicate.{spec.duplicates}]", pl.col(winner_line))
+    return kept, conflicts, _listed(file, extra, folded)
 
 
 def labels_pending_rows(spec: UseCaseSpec, frame: pl.DataFrame) -> int:
@@ -278,11 +420,12 @@ def withhold_labels(spec: UseCaseSpec, content: bytes) -> bytes:
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         return content
-    header = _header_names(lines[first].decode("utf-8", errors="replace"))
-    absent = [c for c in spec.label_columns if c not in header]
+    header = _header_names(lines[first].decode(spec.encoding, errors="replace"))
+    labels = [spec.column(c).header for c in spec.label_columns]
+    absent = [c for c in labels if c not in header]
     if absent:
         raise ValueError(f"withhold_labels: label columns {absent} not in header {header}")
-    positions = [header.index(c) for c in spec.label_columns]
+    positions = [header.index(c) for c in labels]
     sep = DELIMITER.encode()
     out = lines[: first + 1]
     for line in lines[first + 1:]:

@@ -1,8 +1,10 @@
 """The one feature definition, used for training and for scoring alike (no training/serving skew).
 
-Features are polars expressions derived from the spec's input columns: every input column as a
-float, sin/cos for cyclic columns, one-hot indicators for categorical columns with more than two
-values. Leakage columns, the target, row ids and the event date are never inputs. Lags of the
+Features are polars expressions derived from the spec's input columns: every numeric or boolean
+input column as a float, sin/cos for cyclic columns, one-hot indicators for categorical columns with
+more than two values; text categories one-hot or as their level's index (declared levels, so the
+feature list never depends on the data); calendar parts of the event column (hour, weekday, month,
+day of year) as their value and sin/cos. Leakage columns, the target, row ids and the event date are never inputs. Lags of the
 target are left out on purpose: at scoring time yesterday's labels may not have arrived, so a lag
 would be point-in-time incorrect unless served from a label store.
 """
@@ -10,24 +12,72 @@ would be point-in-time incorrect unless served from a label store.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import polars as pl
 
-from ml.spec import UseCaseSpec
+from ml.spec import CALENDAR_PARTS, Column, UseCaseSpec
+
+Feature = tuple[pl.Expr, tuple[float, float]]  # the expression and the range its values stay in
+_UNIT = (0.0, 1.0)
+_CALENDAR = {
+    "hour": lambda t: t.dt.hour(),
+    "weekday": lambda t: t.dt.weekday() - 1,  # Monday 0 ... Sunday 6
+    "month": lambda t: t.dt.month(),
+    "day_of_year": lambda t: t.dt.ordinal_day(),
+}
+
+
+def _cyclic(value: pl.Expr, period: float, name: str) -> list[Feature]:
+    """sin/cos of a cyclic value, so the end of the cycle sits next to its start (23h next to 0h)."""
+    angle = value.cast(pl.Float32) * (2 * math.pi / period)
+    return [(angle.sin().alias(f"{name}_sin"), (-1.0, 1.0)), (angle.cos().alias(f"{name}_cos"), (-1.0, 1.0))]
+
+
+def _level_name(level) -> str:
+    """A level as a feature-name suffix: "No Holiday" -> "no_holiday"; numbers as written (3, -1)."""
+    return re.sub(r"[^0-9a-z]+", "_", level.lower()).strip("_") if isinstance(level, str) else str(level)
+
+
+def _indicators(c: Column) -> list[Feature]:
+    return [((pl.col(c.name) == v).cast(pl.Float32).alias(f"{c.name}_{_level_name(v)}"), _UNIT) for v in c.allowed]
+
+
+def _column_features(c: Column) -> list[Feature]:
+    if c.dtype == "category":
+        if c.encoding == "ordinal":
+            levels = list(c.allowed)
+            index = pl.col(c.name).replace_strict(levels, list(range(len(levels))), return_dtype=pl.Int32)
+            return [(index.alias(c.name), (0.0, len(levels) - 1.0))]
+        return _indicators(c)
+    values = c.allowed or ((0, 1) if c.dtype == "bool" else ())
+    lo = c.min if c.min is not None else (min(values) if values else float("-inf"))
+    hi = c.max if c.max is not None else (max(values) if values else float("inf"))
+    out = [(pl.col(c.name), (lo, hi))]  # as typed; `feature_matrix` makes every feature float32
+    if c.period:
+        out += _cyclic(pl.col(c.name), c.period, c.name)
+    if c.categorical and c.allowed and len(c.allowed) > 2:
+        out += _indicators(c)
+    return out
+
+
+def _calendar_features(spec: UseCaseSpec) -> list[Feature]:
+    out = []
+    for part in spec.calendar:
+        lo, hi, period = CALENDAR_PARTS[part]
+        name = f"{spec.event_date}_{part}"
+        value = _CALENDAR[part](pl.col(spec.event_date))
+        out += [(value.alias(name), (lo, hi)), *_cyclic(value, period, name)]
+    return out
+
+
+def _features(spec: UseCaseSpec) -> list[Feature]:
+    return [f for c in spec.input_columns for f in _column_features(c)] + _calendar_features(spec)
 
 
 def feature_expressions(spec: UseCaseSpec) -> list[pl.Expr]:
-    exprs: list[pl.Expr] = []
-    for c in spec.input_columns:
-        value = pl.col(c.name).cast(pl.Float32)
-        exprs.append(pl.col(c.name))  # as typed; `feature_matrix` makes every feature float32
-        if c.period:
-            angle = value * (2 * math.pi / c.period)
-            exprs += [angle.sin().alias(f"{c.name}_sin"), angle.cos().alias(f"{c.name}_cos")]
-        if c.categorical and c.allowed and len(c.allowed) > 2:
-            exprs += [(pl.col(c.name) == v).cast(pl.Float32).alias(f"{c.name}_{v}") for v in c.allowed]
-    return exprs
+    return [expr for expr, _ in _features(spec)]
 
 
 def feature_names(spec: UseCaseSpec) -> list[str]:
@@ -55,17 +105,7 @@ def leakage_in_features(spec: UseCaseSpec) -> list[str]:
 
 def feature_ranges(spec: UseCaseSpec) -> dict[str, tuple[float, float]]:
     """The range every feature must stay in, derived from the spec's column rules."""
-    ranges: dict[str, tuple[float, float]] = {}
-    for c in spec.input_columns:
-        values = c.allowed or ()
-        lo = c.min if c.min is not None else (min(values) if values else float("-inf"))
-        hi = c.max if c.max is not None else (max(values) if values else float("inf"))
-        ranges[c.name] = (lo, hi)
-        if c.period:
-            ranges[f"{c.name}_sin"] = ranges[f"{c.name}_cos"] = (-1.0, 1.0)
-        if c.categorical and c.allowed and len(c.allowed) > 2:
-            ranges.update({f"{c.name}_{v}": (0.0, 1.0) for v in c.allowed})
-    return ranges
+    return {expr.meta.output_name(): bounds for expr, bounds in _features(spec)}
 
 
 def feature_contract_violations(spec: UseCaseSpec, features: pl.DataFrame) -> list[str]:
@@ -78,7 +118,7 @@ def feature_contract_violations(spec: UseCaseSpec, features: pl.DataFrame) -> li
     for name, (lo, hi) in feature_ranges(spec).items():
         if name in missing:
             continue
-        col = features[name]
+        col = features[name].cast(pl.Float64)  # booleans and indices too: null/NaN and range judged alike
         if col.null_count() or col.is_nan().any():
             out.append(f"{name}: {col.null_count() + int(col.is_nan().sum())} null/NaN values")
         elif features.height and (col.min() < lo - eps or col.max() > hi + eps):

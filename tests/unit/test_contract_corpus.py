@@ -54,17 +54,19 @@ QUARANTINE_CASES = {
     "normalised_value_above_one": (lambda c: set_cell(c, 0, "hum", "1.5"), 1, "range.max"),
     "normalised_value_below_zero": (lambda c: set_cell(c, 0, "windspeed", "-0.1"), 1, "range.min"),
     "sum_rule_broken": (lambda c: set_cell(c, 7, "cnt", str(int(rows(c)[7][16]) + 1)), 1, "sum_rule"),
-    "duplicate_key_identical_row": (lambda c: c + c.splitlines(keepends=True)[4], 1, "unique_key"),
-    "duplicate_key_conflicting_values": (lambda c: c + set_cell(c, 3, "temp", "0.99").splitlines(keepends=True)[4], 1, "unique_key"),
+    "duplicate_key_identical_row": (lambda c: c + c.splitlines(keepends=True)[4], 1, "[unique_key]"),
+    # Copies that disagree: neither is taken on file order; both wait in quarantine as a conflict.
+    "duplicate_key_conflicting_values": (lambda c: c + set_cell(c, 3, "temp", "0.99").splitlines(keepends=True)[4], 2,
+                                         "disagree on temp; none is taken [unique_key.conflict]"),
     "truncated_last_line": (lambda c: c.rstrip(b"\n")[:-12], 1, "field_count"),
     "too_many_fields": (lambda c: c + c.splitlines()[6] + b",42\n", 1, "field_count"),
-    "non_utf8_bytes": (lambda c: c.replace(b",0.", b",0\xff.", 1), 1, "type.float"),
+    "non_utf8_bytes": (lambda c: c.replace(b",0.", b",0\xff.", 1), 1, "not valid utf-8 [encoding]"),
     "nan_and_infinity": (lambda c: set_cell(set_cell(c, 0, "temp", "NaN"), 1, "hum", "inf"), 2, "[finite]"),
     "missing_value": (lambda c: set_cell(c, 9, "hum", ""), 1, "not_null"),
     "category_not_allowed": (lambda c: set_cell(c, 9, "weathersit", "5"), 1, "allowed_values"),
     "fractional_integer": (lambda c: set_cell(c, 9, "hr", "3.5"), 1, "type.int"),
     "all_rows_bad": (lambda c: whole_column(c, "casual", "-5"), 24, "range.min"),
-    "ten_times_larger_file": (lambda c: c + b"".join(c.splitlines(keepends=True)[1:]) * 9, 216, "unique_key"),
+    "ten_times_larger_file": (lambda c: c + b"".join(c.splitlines(keepends=True)[1:]) * 9, 216, "[unique_key]"),
     "labels_partly_blank": (lambda c: set_cell(set_cell(c, 4, "casual", ""), 6, "cnt", ""), 2, "labels.partial"),
 }
 
@@ -93,6 +95,8 @@ FAIL_CASES = {
     "whitespace_only_file": (lambda c: b"\n\n  \n", None, "file.not_empty"),
     "wrong_delimiter": (lambda c: c.replace(b",", b";"), None, "file.delimiter"),
     "duplicate_header_column": (lambda c: write(COLS[:-1] + ["casual"], rows(c)), None, "schema"),
+    "undecodable_header": (lambda c: c.replace(b"temp", b"t\xe9mp", 1), None, "file.encoding"),
+    "file_in_another_encoding": (lambda c: c.replace(b",2011-", b",\xe92011-"), None, "file.encoding"),
 }
 
 
