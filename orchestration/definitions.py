@@ -1,4 +1,6 @@
-"""The code location: `dagster dev -w workspace.yaml` or `-m orchestration.definitions`."""
+"""The code location: `dg dev`, `dagster dev -w workspace.yaml` or `-m orchestration.definitions`."""
+
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,7 +14,6 @@ from checks.ingestion import build_ingestion_checks
 from checks.serving import build_serving_checks
 from ml.retrain_policy import RetrainPolicy
 from ml.spec import UseCaseSpec
-from ml.usecases import USE_CASES
 from orchestration.monitoring_sensors import build_alert_sensor, build_labels_sensor, build_retrain_sensor
 from orchestration.resources import build_resources
 from orchestration.sensors import build_landing_sensor
@@ -75,14 +76,25 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
     )
 
 
-def build_definitions(specs: list[UseCaseSpec]) -> dg.Definitions:
+def platform(specs: list[UseCaseSpec]) -> dg.Definitions:
+    """What every use case shares: resources (a source per use case) and the executor."""
     # Steps here take seconds and share one lake; the multiprocess executor would add ~3 s of
     # process start-up per step (measured), so runs execute in one process. Parallelism comes from
     # running partitions as separate runs (run queue / run launcher), not from steps.
-    return dg.Definitions.merge(
-        *(build_use_case(spec) for spec in specs),
-        dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
-    )
+    return dg.Definitions(resources=build_resources(specs), executor=dg.in_process_executor)
 
 
-defs = build_definitions(list(USE_CASES.values()))
+def build_definitions(specs: list[UseCaseSpec]) -> dg.Definitions:
+    """The module path: use cases given as Python specs."""
+    return dg.Definitions.merge(*(build_use_case(spec) for spec in specs), platform(specs))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location for `dg`, `dagster -m orchestration.definitions` and workspace.yaml alike: the
+    use cases declared as `MLUseCase` components in orchestration/defs/*/defs.yaml."""
+    from orchestration.components import MLUseCase  # the component imports build_use_case from here
+
+    tree = dg.ComponentTree.for_project(Path(__file__))
+    specs = [use_case.use_case_spec() for use_case in tree.get_all_components(of_type=MLUseCase)]
+    return dg.Definitions.merge(tree.build_defs(), platform(specs))

@@ -1,4 +1,10 @@
-"""Where a day's raw file comes from: a replay of the shipped CSV, or a landing folder / S3 prefix."""
+"""Where a day's raw file comes from: a replay of a shipped CSV, or a landing folder / S3 prefix.
+
+Each use case has its own source; `UseCaseSources` holds one `UseCaseSource` per use case and
+dispatches on the spec, so every asset and sensor keeps the one `source` / `landing` resource key
+and a second use case never reads the first one's files. `orchestration/resources.py` builds it
+from the environment.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import dagster as dg
 from ml.spec import UseCaseSpec
 from resources.storage import storage_from_url
 
+REPLAY, LANDING = "replay", "landing"
+
 
 @dataclass(frozen=True)
 class RawFile:
@@ -18,7 +26,7 @@ class RawFile:
 
 
 class MissingFile(FileNotFoundError):
-    """The day's file has not landed (yet): a late file, not a contract breach."""
+    """The day's file has not landed (yet), or the history has no rows that day: a gap, not a contract breach."""
 
 
 class RentalSource(dg.ConfigurableResource):
@@ -29,9 +37,14 @@ class RentalSource(dg.ConfigurableResource):
 @lru_cache(maxsize=4)
 def _lines_by_day(path: str, event_date: str) -> tuple[bytes, dict[str, list[bytes]]]:
     """The header and the original bytes of each line, grouped by event date (read once)."""
-    lines = open(path, "rb").read().splitlines(keepends=True)
+    with open(path, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
     header, body = lines[0], lines[1:]
-    position = header.decode().strip().split(",").index(event_date)
+    columns = header.decode().strip().split(",")
+    if event_date not in columns:
+        raise ValueError(f"{path}: no event-date column {event_date!r} in the header {columns}: "
+                         f"is this the replay file of another use case?")
+    position = columns.index(event_date)
     by_day: dict[str, list[bytes]] = {}
     for line in body:
         by_day.setdefault(line.split(b",")[position].decode(), []).append(line)
@@ -39,7 +52,7 @@ def _lines_by_day(path: str, event_date: str) -> tuple[bytes, dict[str, list[byt
 
 
 class ReplaySource(RentalSource):
-    """Serves the shipped history one day per partition, byte for byte as in the file."""
+    """Serves a shipped history one day per partition, byte for byte as in the file."""
 
     csv_path: str = "data/bike_sharing_hourly.csv"
 
@@ -71,3 +84,49 @@ class LandingSource(RentalSource):
         """Changes when the file is replaced (mtime/size, or the S3 ETag), so a corrected file is
         re-ingested; the sensor never reads file contents on its tick."""
         return storage_from_url(self.url, self.endpoint_url).version(name)
+
+
+class UseCaseSource(dg.Config):
+    """One use case's source: `kind` is `replay` (the history in `replay_csv`) or `landing`."""
+
+    kind: str = REPLAY
+    replay_csv: str
+    landing_url: str
+
+
+class UseCaseSources(RentalSource):
+    """The `source` and `landing` resources of a code location with several use cases."""
+
+    use_cases: dict[str, UseCaseSource]
+    endpoint_url: str | None = None
+
+    def _config(self, name: str) -> UseCaseSource:
+        if name not in self.use_cases:
+            raise KeyError(f"no source configured for use case {name!r} (configured: {sorted(self.use_cases)}); "
+                           f"build the resources with its spec")
+        return self.use_cases[name]
+
+    def _landing(self, name: str) -> LandingSource:
+        return LandingSource(url=self._config(name).landing_url, endpoint_url=self.endpoint_url)
+
+    def source(self, spec: UseCaseSpec) -> RentalSource:
+        config = self._config(spec.name)
+        if config.kind == REPLAY:
+            return ReplaySource(csv_path=config.replay_csv)
+        if config.kind == LANDING:
+            return self._landing(spec.name)
+        raise ValueError(f"use case {spec.name!r}: source kind {config.kind!r} is neither {REPLAY!r} nor {LANDING!r}")
+
+    def fetch(self, spec: UseCaseSpec, day: str) -> RawFile:
+        return self.source(spec).fetch(spec, day)
+
+    def landed(self, spec: UseCaseSpec) -> list[str]:
+        return self._landing(spec.name).landed(spec)
+
+    def version(self, name: str) -> str:
+        """`landed` lists `<use case name>_*` files, so a landed name starts with its use case's name
+        (the longest one that matches, should one name prefix another)."""
+        owner = max((n for n in self.use_cases if name.startswith(f"{n}_")), key=len, default=None)
+        if owner is None:
+            raise KeyError(f"landed file {name!r} belongs to none of the use cases {sorted(self.use_cases)}")
+        return self._landing(owner).version(name)

@@ -7,7 +7,7 @@ import polars as pl
 from assets.common import table_key
 from ml.spec import Column, UseCaseSpec
 from orchestration.definitions import build_definitions
-from resources.sources import LandingSource
+from orchestration.resources import build_resources
 from resources.storage import LocalStorage
 from tests.dagster.helpers import materialize_days
 
@@ -31,7 +31,7 @@ KIOSK_SALES = UseCaseSpec(
 )
 
 
-def test_a_second_use_case_is_a_spec_and_gets_the_whole_graph(spec, tmp_path):
+def test_a_second_use_case_is_a_spec_and_gets_the_whole_graph(spec, tmp_path, monkeypatch):
     defs = build_definitions([spec, KIOSK_SALES])
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw_kiosk_sales", "validated_kiosk_sales", "kiosk_features", "kiosk_drift_report"} <= keys
@@ -44,7 +44,11 @@ def test_a_second_use_case_is_a_spec_and_gets_the_whole_graph(spec, tmp_path):
     rows.append("2024-03-01,24,0,11.0,5")  # hour out of range: quarantined, not dropped
     (landing / "kiosk_sales_2024-03-01.csv").write_text("day,hour,rain,temperature,sales\n" + "\n".join(rows) + "\n")
     storage = LocalStorage(root=str(tmp_path / "lake"))
-    result = materialize_days(KIOSK_SALES, {"storage": storage, "source": LandingSource(url=str(landing))},
+    # Its own source, from variables named after it; the bike use case keeps replaying its history.
+    monkeypatch.setenv("KIOSK_SALES_SOURCE", "landing")
+    monkeypatch.setenv("KIOSK_SALES_LANDING_URL", str(landing))
+    source = build_resources([spec, KIOSK_SALES])["source"]
+    result = materialize_days(KIOSK_SALES, {"storage": storage, "source": source},
                               "2024-03-01", selection=["raw_kiosk_sales", "validated_kiosk_sales",
                                                        "quarantined_kiosk_sales", "kiosk_features"])
     assert result.success
