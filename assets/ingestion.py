@@ -15,12 +15,17 @@ from resources.storage import Storage
 
 def read_raw(spec: UseCaseSpec, storage: Storage, day: str) -> tuple[dict, bytes]:
     pointer = storage.read_json(raw_pointer_key(spec, day))
-    return pointer, storage.read_bytes(pointer["key"])
+    return pointer, b"" if is_gap(pointer) else storage.read_bytes(pointer["key"])
 
 
 def is_gap(pointer: dict) -> bool:
     """The raw pointer of a day whose file never came: no rows to split, score or monitor."""
     return pointer.get("no_data", False)
+
+
+def days_with_data(spec: UseCaseSpec, storage: Storage, days) -> list[str]:
+    """The days whose file came; a gap day has nothing to split, check, score or monitor."""
+    return [d for d in days if not is_gap(storage.read_json(raw_pointer_key(spec, d)))]
 
 
 def gap_metadata(gaps: dict[str, str], days: int) -> dict:
@@ -88,7 +93,12 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         """Each raw row goes to exactly one of validated, quarantined or merged (a duplicate folded into a
         validated row by the spec's policy, kept as a table for the conservation check); a schema break raises."""
         validated, quarantined, merged = [], [], []
-        for day in context.partition_keys:
+        days = days_with_data(spec, storage, context.partition_keys)
+        if not days:
+            for key in (validated_key, quarantined_key):
+                yield dg.MaterializeResult(asset_key=key, metadata={"no_data": True, "dagster/row_count": 0})
+            return
+        for day in days:
             pointer, content = read_raw(spec, storage, day)
             result = split_rows(spec, content, pointer["file"], partition_day=day)
             storage.write_parquet(table_key(spec, "validated", day), result.validated)

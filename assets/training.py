@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common import OWNERS, markdown_table, table_metadata
-from assets.features import load_days
+from assets.features import load_days, present_days
 from ml.spec import UseCaseSpec
 from ml.training import train_candidate
 from ml.training_set import Window, snapshot_digest, split_by_time
@@ -21,6 +21,7 @@ class TrainingWindowConfig(dg.Config):
     window_days: int = 90
     validation_days: int = 14
     holdout_days: int = 14
+    min_share: float = 0.8  # the window needs data on at least this share of its days (gaps are passed over)
 
 
 class CandidateConfig(dg.Config):
@@ -67,7 +68,8 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         cutoff = config.cutoff or (date.fromisoformat(latest_day(spec, storage, "features")) + timedelta(days=1)).isoformat()
         window = Window(date.fromisoformat(cutoff), config.window_days, config.validation_days, config.holdout_days)
         # Days whose labels are still pending are features only: nothing to learn or judge on yet.
-        frame = split_by_time(spec, load_days(spec, storage, "features", window.day_keys())
+        missing = present_days(spec, storage, "features", window.day_keys())[1]
+        frame = split_by_time(spec, load_days(spec, storage, "features", window.day_keys(), min_share=config.min_share)
                               .filter(pl.col(spec.target).is_not_null()), window)
         digest = snapshot_digest(frame)
         key = f"{spec.name}/training_sets/{digest[:16]}.parquet"
@@ -75,11 +77,12 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         sizes = dict(frame.group_by("split").len().iter_rows())
         storage.write_json(training_set_pointer(spec), {
             "key": key, "digest": digest, "cutoff": cutoff, "first_day": window.first_day.isoformat(),
-            "last_day": window.day_keys()[-1], "rows": sizes,
+            "last_day": window.day_keys()[-1], "rows": sizes, "missing_days": missing,
         })
         return dg.MaterializeResult(metadata={
             **table_metadata(frame), "digest": digest, "partitions": f"{window.first_day} .. {window.day_keys()[-1]}",
             "cutoff": cutoff, **{f"rows_{k}": v for k, v in sizes.items()},
+            "days_present": window.days - len(missing), "missing_days": ", ".join(missing) or "none",
         })
 
     @dg.asset(name=candidate_key, deps=[training_set_key], owners=[OWNERS["training"]], group_name="training",

@@ -27,6 +27,31 @@ def test_a_range_with_a_missing_day_records_the_gap_and_ingests_the_rest(spec, t
     assert storage.read_json(raw_pointer_key(spec, "2011-06-01"))["rows"] == 24
 
 
+def test_a_range_backfill_across_a_gap_passes_every_contract_and_accounts_for_every_row(spec, tmp_path, june_first):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / spec.file_name("2011-06-01")).write_bytes(june_first)
+    storage = LocalStorage(root=str(tmp_path / "lake"))
+    keys = (*(f"{s}_{spec.name}" for s in ("raw", "validated", "quarantined")), spec.asset("features"))
+    ingest = dg.AssetSelection.assets(*keys)
+    checks = {"schema_contract", "row_contract", "conservation", "feature_contract", "training_serving_skew"}
+    result = materialize_days(spec, {"storage": storage, "source": LandingSource(url=str(landing))},
+                              "2011-06-01", "2011-06-02",
+                              selection=ingest.without_checks() | dg.AssetSelection.checks_for_assets(*keys)
+                              - dg.AssetSelection.checks(*build_freshness(spec)))
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks <= set(evaluations) and all(evaluations[c].passed for c in checks)
+    assert storage.read_parquet(table_key(spec, "validated", "2011-06-01")).height == 24
+    assert not storage.exists(table_key(spec, "validated", "2011-06-02"))
+
+
+def build_freshness(spec):
+    from orchestration.definitions import build_use_case
+
+    return [c for c in build_use_case(spec).asset_checks if "freshness" in str(c.check_keys)]
+
+
 def test_a_day_with_no_file_materializes_as_no_data_down_to_the_features(spec, tmp_path):
     storage = LocalStorage(root=str(tmp_path / "lake"))
     result = materialize_days(spec, {"storage": storage, "source": LandingSource(url=str(tmp_path))}, "2011-06-02",
