@@ -150,7 +150,9 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
               partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
               owners=[OWNERS["monitoring"]], group_name="monitoring")
     def performance_report(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
-        """Once a day's labels exist: error against the hold-out baseline, per slice and in bikes."""
+        """Once a day's labels exist: error against the hold-out baseline and the seasonal-naive forecast,
+        per slice, and what it costs in the spec's business figure."""
+        figure = spec.business_figure
         rows = []
         for day in context.partition_keys:
             scored = scored_day(spec, storage, day)
@@ -169,7 +171,8 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             storage.write_json(f"{spec.name}/performance/{day}.json", report)
             rows.append({k: report[k] for k in ("day", "model_version", "mae", "estimated_mae", "naive_mae", "rmse",
                                                 "mape", "mae_ratio")}
-                        | {k: report["fleet"][k] for k in ("bikes_short_per_day", "bikes_idle_per_day")})
+                        | {figure.short: report["business"]["short_per_day"],
+                           figure.idle: report["business"]["idle_per_day"]})
         if not rows:
             return dg.MaterializeResult(metadata={"labels_pending": True})
         table = pl.DataFrame(rows)
@@ -177,7 +180,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(metadata={
             "mae": last["mae"], "mae_ratio": last["mae_ratio"], "labels_pending": False,
             "naive_mae": last["naive_mae"], "estimated_mae": last["estimated_mae"] or float("nan"),
-            "bikes_short_per_day": last["bikes_short_per_day"], "bikes_idle_per_day": last["bikes_idle_per_day"],
+            figure.short: last[figure.short], figure.idle: last[figure.idle],
             "days": markdown_table(table.with_columns(pl.selectors.float().round(3)), 60),
         })
 

@@ -86,8 +86,8 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "challenger_mae": result.challenger["mae"],
             "champion_mae": result.champion["mae"] if result.champion else float("nan"),
             "naive_mae": result.naive.naive_mae if result.naive else float("nan"),
-            "bikes_short_per_day": result.challenger_fleet["bikes_short_per_day"],
-            "bikes_idle_per_day": result.challenger_fleet["bikes_idle_per_day"],
+            spec.business_figure.short: result.challenger_business["short_per_day"],
+            spec.business_figure.idle: result.challenger_business["idle_per_day"],
         })
 
     @dg.asset(name=champion_asset, deps=[evaluation_asset], owners=[OWNERS["serving"]], group_name="promotion",

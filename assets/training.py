@@ -96,7 +96,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         params = json.loads(config.params_json)
         tags = {"data_digest": pointer["digest"], "partitions": f"{pointer['first_day']}..{pointer['last_day']}",
                 "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run.run_id}
-        with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags) as run:
+        with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags, experiment=spec.name) as run:
             def log_trial(number: int, trial_params: dict, value: float) -> None:
                 with mlflow.start_run(f"trial-{number}", tags={"trial": str(number)}, nested=True):
                     mlf.log_params(trial_params)

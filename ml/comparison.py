@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
-from ml.evaluation import (BootstrapResult, fleet_impact, metrics_by_slice, paired_bootstrap, regression_metrics,
+from ml.evaluation import (BootstrapResult, business_impact, metrics_by_slice, paired_bootstrap, regression_metrics,
                            slice_labels)
 from ml.gate import GateConfig, GateDecision, NaiveComparison, evaluate_gate
 from ml.spec import UseCaseSpec
@@ -20,7 +20,7 @@ class Comparison:
     challenger_slices: list[dict]
     champion_slices: list[dict] | None
     bootstrap: BootstrapResult | None
-    challenger_fleet: dict
+    challenger_business: dict
     naive: NaiveComparison | None
     decision: GateDecision
 
@@ -88,4 +88,4 @@ def compare(spec: UseCaseSpec, holdout: pl.DataFrame, challenger_pred: np.ndarra
     decision = evaluate_gate(config, challenger, champion, challenger_slices, champion_slices, bootstrap,
                              latency_ms_per_1k, model_size_bytes, naive)
     return Comparison(challenger, champion, challenger_slices, champion_slices, bootstrap,
-                      fleet_impact(y, challenger_pred, days), naive, decision)
+                      business_impact(y, challenger_pred, days), naive, decision)

@@ -147,15 +147,15 @@ def paired_bootstrap(
     )
 
 
-def fleet_impact(y_true: ArrayLike, y_pred: ArrayLike, days: ArrayLike | None = None) -> dict[str, float]:
-    """What the forecast's errors mean for a fleet stocked to match it, per day.
+def business_impact(y_true: ArrayLike, y_pred: ArrayLike, days: ArrayLike | None = None) -> dict[str, float]:
+    """What the forecast's errors mean for supply planned to match it, per day (the spec's
+    `BusinessFigure` names them in its own words: bikes short / idle for the rentals).
 
-    `bikes_short_per_day`: rentals asked for but not served because the forecast was too low
-    (sum of max(y - y_hat, 0)) - lost revenue and unhappy riders; rebalancing vans fix it.
-    `bikes_idle_per_day`: bikes put out but not rented (sum of max(y_hat - y, 0)) - capital and
-    dock space tied up. Hour by hour, short + idle = n x MAE, so a lower MAE shrinks the sum; the split
-    says which way the model errs, and an operator weighs the two by their own costs. `days` gives
-    the day of each row; without it, every 24 rows count as one day.
+    `short_per_day`: demand not served because the forecast was too low (sum of max(y - y_hat, 0)).
+    `idle_per_day`: supply put out but not used (sum of max(y_hat - y, 0)). Row by row,
+    short + idle = n x MAE, so a lower MAE shrinks the sum; the split says which way the model errs,
+    and an operator weighs the two by their own costs. `days` gives the day of each row; without it,
+    every 24 rows count as one day.
     """
     y, p = _pair(y_true, y_pred)
     n_days = np.unique(np.asarray(days)).size if days is not None else y.size / HOURS_PER_DAY
@@ -163,7 +163,7 @@ def fleet_impact(y_true: ArrayLike, y_pred: ArrayLike, days: ArrayLike | None = 
     return {
         "days": float(n_days),
         "demand_per_day": float(y.sum() / n_days),
-        "bikes_short_per_day": short / n_days,
-        "bikes_idle_per_day": idle / n_days,
+        "short_per_day": short / n_days,
+        "idle_per_day": idle / n_days,
         "short_share_of_demand": short / float(y.sum()) if y.sum() else float("nan"),
     }

@@ -8,7 +8,7 @@ import polars as pl
 from ml.drift.calibration import build_reference
 from ml.drift.reference import ReferenceStats
 from ml.drift.report import DriftReport, compare
-from ml.evaluation import fleet_impact, metrics_by_slice, regression_metrics
+from ml.evaluation import business_impact, metrics_by_slice, regression_metrics
 from ml.features import feature_matrix
 from ml.performance_estimate import LossEstimator, estimate_daily
 from ml.spec import UseCaseSpec
@@ -75,7 +75,7 @@ def day_performance(spec: UseCaseSpec, scored: pl.DataFrame, baseline_mae: float
         "baseline_mae": baseline_mae,
         "mae_ratio": overall["mae"] / baseline_mae if baseline_mae else float("nan"),
         "slices": metrics_by_slice(spec, scored, y, p),
-        "fleet": fleet_impact(y, p, scored[spec.event_date].to_numpy()),
+        "business": business_impact(y, p, scored[spec.event_date].to_numpy()),
     }
 
 

@@ -89,6 +89,16 @@ class SumRule:
 
 
 @dataclass(frozen=True)
+class BusinessFigure:
+    """What forecast errors cost, in the use case's own words: `short` names the demand missed when the
+    forecast is low, `idle` the supply put out for nothing when it is high, both per day in `unit`."""
+
+    unit: str = "units"
+    short: str = "short_per_day"
+    idle: str = "idle_per_day"
+
+
+@dataclass(frozen=True)
 class Slice:
     """A named segment of rows on which model quality is reported and gated."""
 
@@ -135,6 +145,7 @@ class UseCaseSpec:
     entity: str = ""  # singular name for asset keys ("rental_features"); defaults to `name`
     # The seasonal-naive forecast (the same key one period earlier) is the floor every model must beat.
     seasonal_period_days: int = 7
+    business_figure: BusinessFigure = BusinessFigure()
     # Columns the label-free performance estimate must not learn from: they only say *when* a row is
     # (month, season, a slow seasonal cycle), and within one window they pick out a block of days.
     estimator_excludes: tuple[str, ...] = ()

@@ -1,6 +1,6 @@
 """Replay the shipped history day by day in simulated time, with the sensors acting as each day lands.
 
-    .venv/bin/python -m orchestration.replay [--first 2011-01-01] [--last 2012-12-31] [--label-delay 3]
+    .venv/bin/python -m orchestration.replay [USE_CASE] [--first DAY] [--last DAY] [--label-delay 3]
 
 Bootstraps a champion on the first 90 days, then for each later day runs the daily job (ingest,
 features, champion scoring with challenger shadow, drift, label-free estimate, performance), ticks
@@ -8,8 +8,9 @@ the labels sensor, the retrain sensor (which launches the retrain job: training 
 gate -> promotion) and the alert sensor. With `--label-delay N` each day's file lands without its
 labels, which land N days later. Prints one line per day and writes a summary — the loop beside the
 seasonal-naive forecast, a static model and the same recipe refit on a calendar (every 30 days,
-every day), overall, for 2012 and by month, retrains and why, the label-free estimate against the
-realized MAE — to benchmarks/results/replay[_delayN].md, .json and .png.
+every day), overall, for the last calendar year and by month, retrains and why, the label-free estimate against the
+realized MAE — to benchmarks/results/replay[_<use case>][_delayN].md, .json and .png (the bike
+rentals, the default use case, without the name).
 """
 
 import argparse
@@ -25,7 +26,8 @@ from assets.monitoring import scored_day
 from ml.baselines import baseline_predictions
 from ml.contract import split_rows
 from ml.monitoring import PREDICTION
-from ml.usecases import BIKE_RENTALS as SPEC
+from ml.spec import UseCaseSpec
+from ml.usecases import USE_CASES, replay_file
 from orchestration.simulation import Simulation
 from resources.storage import LocalStorage
 
@@ -38,23 +40,23 @@ def days_between(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def loop_predictions(storage: LocalStorage, days: list[str]) -> pl.DataFrame:
-    frames = [scored_day(SPEC, storage, d).select(*SPEC.key, SPEC.target, PREDICTION, "model_version")
-              for d in days if storage.exists(f"{SPEC.name}/predictions/{d}.parquet")]
+def loop_predictions(spec: UseCaseSpec, storage: LocalStorage, days: list[str]) -> pl.DataFrame:
+    frames = [scored_day(spec, storage, d).select(*spec.key, spec.target, PREDICTION, "model_version")
+              for d in days if storage.exists(f"{spec.name}/predictions/{d}.parquet")]
     return pl.concat(frames)
 
 
-def mae(frame: pl.DataFrame, columns: list[str], by: pl.Expr | None = None) -> pl.DataFrame:
+def mae(spec: UseCaseSpec, frame: pl.DataFrame, columns: list[str], by: pl.Expr | None = None) -> pl.DataFrame:
     """MAE per column over the rows where every column has a value (the same hours for every policy)."""
-    rows = frame.drop_nans(columns).drop_nulls([*columns, SPEC.target])
-    aggs = [pl.len().alias("hours"), *[(pl.col(c) - pl.col(SPEC.target)).abs().mean().round(2).alias(c)
+    rows = frame.drop_nans(columns).drop_nulls([*columns, spec.target])
+    aggs = [pl.len().alias("hours"), *[(pl.col(c) - pl.col(spec.target)).abs().mean().round(2).alias(c)
                                       for c in columns]]
     return rows.group_by(by).agg(aggs).sort(by.meta.output_name()) if by is not None else rows.select(aggs)
 
 
-def day_line(storage: LocalStorage, day: str, sim: Simulation, retrains_before: int) -> str:
-    drift = storage.read_json(f"{SPEC.name}/drift/{day}.json")
-    perf_key = f"{SPEC.name}/performance/{day}.json"
+def day_line(spec: UseCaseSpec, storage: LocalStorage, day: str, sim: Simulation, retrains_before: int) -> str:
+    drift = storage.read_json(f"{spec.name}/drift/{day}.json")
+    perf_key = f"{spec.name}/performance/{day}.json"
     realized = f"{storage.read_json(perf_key)['mae']:6.1f}" if storage.exists(perf_key) else "  (late)"
     action = "; ".join(f"retrain ({r['reason']}) -> {'promoted v' + str(r['champion_after']) if r['promoted'] else 'refused'}"
                        for r in sim.retrains[retrains_before:]) or "-"
@@ -63,13 +65,13 @@ def day_line(storage: LocalStorage, day: str, sim: Simulation, retrains_before: 
             f"[{drift['estimated_low']:.0f}, {drift['estimated_high']:.0f}]  realized {realized}  {action}")
 
 
-def estimate_accuracy(storage: LocalStorage, days: list[str]) -> dict:
+def estimate_accuracy(spec: UseCaseSpec, storage: LocalStorage, days: list[str]) -> dict:
     """Label-free estimate against the realized daily MAE: median |est - real| / real, correlation, coverage."""
     rows = []
     for d in days:
-        perf_key = f"{SPEC.name}/performance/{d}.json"
+        perf_key = f"{spec.name}/performance/{d}.json"
         if storage.exists(perf_key):
-            drift = storage.read_json(f"{SPEC.name}/drift/{d}.json")
+            drift = storage.read_json(f"{spec.name}/drift/{d}.json")
             rows.append((drift["estimated_mae"], drift["estimated_low"], drift["estimated_high"],
                          storage.read_json(perf_key)["mae"]))
     if not rows:
@@ -82,17 +84,22 @@ def estimate_accuracy(storage: LocalStorage, days: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--first", default=SPEC.partition_start.isoformat())
-    parser.add_argument("--last", default=SPEC.partition_end.isoformat())
+    parser.add_argument("use_case", nargs="?", default="rentals", choices=sorted(USE_CASES))
+    parser.add_argument("--first", default="", help="first day (default: the use case's first partition)")
+    parser.add_argument("--last", default="", help="last day (default: the use case's last partition)")
     parser.add_argument("--label-delay", type=int, default=0, help="days between a day's file and its labels")
-    parser.add_argument("--root", default=str(ROOT / "var/replay"))
-    parser.add_argument("--out", default="")
+    parser.add_argument("--root", default="", help="lake, registry and landing folder (default var/replay_<...>)")
+    parser.add_argument("--out", default="", help="summary path without suffix (default benchmarks/results/...)")
     parser.add_argument("--skip-baselines", action="store_true")
     args = parser.parse_args()
-    out = Path(args.out or ROOT / f"benchmarks/results/replay{f'_delay{args.label_delay}' if args.label_delay else ''}")
-    first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
+    spec = USE_CASES[args.use_case]
+    suffix = ("" if spec.name == "rentals" else f"_{spec.name}") + (f"_delay{args.label_delay}" if args.label_delay else "")
+    out = Path(args.out or ROOT / f"benchmarks/results/replay{suffix}")
+    first = date.fromisoformat(args.first) if args.first else spec.partition_start
+    last = date.fromisoformat(args.last) if args.last else spec.partition_end
     cutoff = first + timedelta(days=WINDOW_DAYS)
-    replay = Simulation.fresh(Path(args.root), label_delay_days=args.label_delay)
+    replay = Simulation.fresh(Path(args.root or ROOT / f"var/replay{suffix}"), spec=spec,
+                              label_delay_days=args.label_delay)
 
     started = time.perf_counter()
     replay.bootstrap(first.isoformat(), cutoff.isoformat())
@@ -101,24 +108,26 @@ def main() -> None:
         before = len(replay.retrains)
         if not replay.day(d):
             failed.append(d)
-        print(day_line(replay.storage, d, replay, before), flush=True)
+        print(day_line(spec, replay.storage, d, replay, before), flush=True)
     graph_seconds = time.perf_counter() - started
-    loop = loop_predictions(replay.storage, served_days).rename({PREDICTION: "loop"})
+    loop = loop_predictions(spec, replay.storage, served_days).rename({PREDICTION: "loop"})
 
     policies, baseline_seconds = ["loop"], 0.0
     if not args.skip_baselines:
         started = time.perf_counter()
-        validated = split_rows(SPEC, (ROOT / "data/bike_sharing_hourly.csv").read_bytes(), "history").validated
-        base = baseline_predictions(SPEC, validated, cutoff, last, "trees", {}, WINDOW_DAYS, CALENDAR)
+        validated = split_rows(spec, (ROOT / replay_file(spec)).read_bytes(), "history").validated
+        base = baseline_predictions(spec, validated, cutoff, last, "trees", {}, WINDOW_DAYS, CALENDAR)
         baseline_seconds = time.perf_counter() - started
-        loop = loop.join(base.drop(SPEC.target), on=list(SPEC.key), how="left")
+        loop = loop.join(base.drop(spec.target), on=list(spec.key), how="left")
         policies += ["naive", *CALENDAR]
-    write_summary(out, replay, loop, policies, failed, graph_seconds, baseline_seconds, served_days,
-                  estimate_accuracy(replay.storage, [d for d in served_days if d >= "2012-01-01"]),
-                  estimate_accuracy(replay.storage, served_days), args.label_delay)
+    year = last.year
+    year_days = [d for d in served_days if d >= f"{year}-01-01"]
+    write_summary(spec, out, replay, loop, policies, failed, graph_seconds, baseline_seconds, served_days, year,
+                  estimate_accuracy(spec, replay.storage, year_days), estimate_accuracy(spec, replay.storage, served_days),
+                  args.label_delay)
 
 
-def render_png(monthly: pl.DataFrame, policies: list[str], retrains: list[dict], path: Path) -> None:
+def render_png(monthly: pl.DataFrame, policies: list[str], retrains: list[dict], path: Path, unit: str) -> None:
     """Monthly MAE per policy, with the loop's retrains marked (filled: promoted; hollow: refused)."""
     import matplotlib
 
@@ -134,7 +143,7 @@ def render_png(monthly: pl.DataFrame, policies: list[str], retrains: list[dict],
         day = date.fromisoformat(r["day"])
         ax.scatter([day], [top * 1.04], marker="v", s=40, color="black",
                    facecolors="black" if r["promoted"] else "none")
-    ax.set_ylabel("MAE (bikes per hour)")
+    ax.set_ylabel(unit)
     ax.set_title("Monthly MAE per policy; triangles: the loop's retrains (filled promoted, hollow refused)")
     ax.legend(ncol=len(policies), fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
@@ -143,42 +152,45 @@ def render_png(monthly: pl.DataFrame, policies: list[str], retrains: list[dict],
     plt.close(fig)
 
 
-def write_summary(out: Path, replay: Simulation, frame: pl.DataFrame, policies: list[str], failed: list[str],
-                  graph_seconds: float, baseline_seconds: float, served_days: list[str], estimate_2012: dict,
-                  estimate_all: dict, label_delay: int) -> None:
-    month = pl.col(SPEC.event_date).dt.strftime("%Y-%m").alias("month")
-    monthly = mae(frame, policies, month)
-    overall = mae(frame, policies).drop("hours").to_dicts()[0]
-    mae_2012 = mae(frame.filter(pl.col(SPEC.event_date) >= date(2012, 1, 1)), policies).drop("hours").to_dicts()[0]
+def write_summary(spec: UseCaseSpec, out: Path, replay: Simulation, frame: pl.DataFrame, policies: list[str],
+                  failed: list[str], graph_seconds: float, baseline_seconds: float, served_days: list[str], year: int,
+                  estimate_year: dict, estimate_all: dict, label_delay: int) -> None:
+    month = pl.col(spec.event_date).dt.strftime("%Y-%m").alias("month")
+    monthly = mae(spec, frame, policies, month)
+    overall = mae(spec, frame, policies).drop("hours").to_dicts()[0]
+    mae_year = mae(spec, frame.filter(pl.col(spec.event_date) >= date(year, 1, 1)), policies).drop("hours").to_dicts()[0]
     launched = replay.retrains[1:]
     promoted = sum(r["promoted"] for r in launched)
     n_days = len(served_days)
+    unit = f"MAE ({spec.business_figure.unit} per row)"
+    command = " ".join(["`.venv/bin/python -m orchestration.replay", spec.name,
+                        *([f"--label-delay {label_delay}"] if label_delay else [])]) + "`"
+    counts = {"loop": str(len(launched)), "naive": "0", "static": "0",
+              "every_30_days": str(len(range(0, n_days, 30))), "daily": str(n_days)}
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200):
         lines = [
-            f"# Replay of 2011-2012: the self-retraining loop against the naive forecast and calendar retraining"
-            + (f" (labels {label_delay} days late)" if label_delay else ""), "",
-            f"Command: `.venv/bin/python -m orchestration.replay{f' --label-delay {label_delay}' if label_delay else ''}`  ",
+            f"# Replay of {served_days[0]}..{served_days[-1]} ({spec.name}): the self-retraining loop against the "
+            "seasonal-naive forecast and calendar retraining" + (f", labels {label_delay} days late" if label_delay else ""),
+            "", f"Command: {command}  ",
             f"Daily graph: {n_days} days replayed through the daily job plus sensors in {graph_seconds / 60:.1f} min "
             f"({graph_seconds / max(n_days, 1):.2f} s/day, bootstrap included); baselines computed in "
             f"{baseline_seconds / 60:.1f} min. Failed daily runs: {len(failed)} {failed[:5]}.", "",
-            f"Retrain policy: `{replay.policy}` (sensor `{SPEC.name}_retrain_sensor`). Every model is the same recipe: LightGBM "
-            f"on log1p(count), {WINDOW_DAYS}-day window, refit on the whole window for serving.", "",
+            f"Retrain policy: `{replay.policy}` (sensor `{spec.name}_retrain_sensor`). Every model is the same recipe: "
+            f"LightGBM on log1p(target), {WINDOW_DAYS}-day window, refit on the whole window for serving.", "",
             f"Retrains launched by the sensor: {len(launched)} ({promoted} promoted by the gate). "
             f"Alerts sent: {len(replay.alerts)}.", "",
-            "## MAE (bikes per hour), the same hours for every policy", "",
+            f"## {unit}, the same rows for every policy", "",
             "loop = champion served by the asset graph, retrained by the sensor through the gate; naive = the same "
-            "hour 7 days earlier (no model); static = trained once on the first 90 days; every_30_days / daily = "
-            "the recipe refit on a calendar.", "",
+            f"key {spec.seasonal_period_days} days earlier (no model); static = trained once on the first "
+            f"{WINDOW_DAYS} days; every_30_days / daily = the recipe refit on a calendar.", "",
             "| | " + " | ".join(policies) + " |", "|---|" + "---:|" * len(policies),
             "| overall | " + " | ".join(f"{overall[p]:.2f}" for p in policies) + " |",
-            "| 2012 | " + " | ".join(f"{mae_2012[p]:.2f}" for p in policies) + " |",
-            "| retrains | " + " | ".join({"loop": str(len(launched)), "naive": "0", "static": "0",
-                                           "every_30_days": str(len(range(0, n_days, 30))),
-                                           "daily": str(n_days)}.get(p, "-") for p in policies) + " |", "",
-            "![monthly MAE per policy](replay" + (f"_delay{label_delay}" if label_delay else "") + ".png)", "",
+            f"| {year} | " + " | ".join(f"{mae_year[p]:.2f}" for p in policies) + " |",
+            "| retrains | " + " | ".join(counts.get(p, "-") for p in policies) + " |", "",
+            f"![monthly MAE per policy]({out.with_suffix('.png').name})", "",
             "## Label-free performance estimate against the realized daily MAE", "",
-            f"2012: {estimate_2012}  ", f"all days: {estimate_all}", "",
+            f"{year}: {estimate_year}  ", f"all days: {estimate_all}", "",
             "## MAE by month", "", str(monthly), "",
             "## Retrains", "",
             str(pl.DataFrame(replay.retrains).select("day", "cutoff", "promoted", "champion_after", "reason")), "",
@@ -187,12 +199,12 @@ def write_summary(out: Path, replay: Simulation, frame: pl.DataFrame, policies: 
             *([f"- ... and {len(replay.alerts) - 40} more"] if len(replay.alerts) > 40 else []),
         ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_png(monthly, policies, launched, out.with_suffix(".png"))
+    render_png(monthly, policies, launched, out.with_suffix(".png"), unit)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({
         "graph_seconds": graph_seconds, "baseline_seconds": baseline_seconds, "days": n_days, "failed": failed,
         "label_delay_days": label_delay, "retrains": replay.retrains, "alerts": replay.alerts,
-        "overall_mae": overall, "mae_2012": mae_2012, "estimate_2012": estimate_2012, "estimate_all": estimate_all,
+        "overall_mae": overall, f"mae_{year}": mae_year, f"estimate_{year}": estimate_year, "estimate_all": estimate_all,
         "monthly": monthly.to_dicts(), "champion_versions": frame["model_version"].unique().to_list(),
     }, indent=2, default=str))
     print("\n".join(lines))

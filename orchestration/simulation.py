@@ -13,7 +13,7 @@ import polars as pl
 
 from assets.training import model_name
 from ml.retrain_policy import RetrainPolicy
-from ml.usecases import BIKE_RENTALS
+from ml.usecases import BIKE_RENTALS, replay_file
 from orchestration.definitions import build_use_case
 from resources.alerts import AlertSink
 from resources.mlflow_tracking import CHAMPION, MlflowResource
@@ -49,7 +49,7 @@ class Simulation:
         (with a label delay: the landing folder, fed from the replay by `day`)."""
         if root.exists():
             shutil.rmtree(root)
-        replay = ReplaySource(csv_path=str(ROOT / "data/bike_sharing_hourly.csv"))
+        replay = ReplaySource(csv_path=str(ROOT / replay_file(spec)))
         landing = LandingSource(url=str(root / "landing"))
         if label_delay_days:
             source = landing

@@ -45,7 +45,7 @@ class RegisteredVersion:
 class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
     artifact_root: str = "var/mlflow/artifacts"
-    experiment: str = "rentals"
+    experiment: str = "default"  # runs of a use case go to the experiment named after it
 
     def _artifact_location(self) -> str:
         if "://" in self.artifact_root:
@@ -60,17 +60,18 @@ class MlflowResource(dg.ConfigurableResource):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        client = MlflowClient(self.tracking_uri, self.tracking_uri)
-        if client.get_experiment_by_name(self.experiment) is None:
-            client.create_experiment(self.experiment, artifact_location=self._artifact_location())
-        mlflow.set_experiment(self.experiment)
-        return client
+        return MlflowClient(self.tracking_uri, self.tracking_uri)
 
     @contextmanager
-    def start_run(self, run_name: str, tags: dict | None = None, nested: bool = False):
+    def start_run(self, run_name: str, tags: dict | None = None, nested: bool = False, experiment: str | None = None):
+        """A run in `experiment` (one per use case; the resource's default otherwise)."""
         import mlflow
 
-        self.client()
+        if not nested:  # a nested run lives in its parent's experiment
+            client, experiment = self.client(), experiment or self.experiment
+            if client.get_experiment_by_name(experiment) is None:
+                client.create_experiment(experiment, artifact_location=self._artifact_location())
+            mlflow.set_experiment(experiment)
         with mlflow.start_run(run_name=run_name, nested=nested,
                               tags={"code_version": code_version(), **(tags or {})}) as run:
             yield run

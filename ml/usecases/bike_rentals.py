@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from ml.spec import Column, Slice, SumRule, UseCaseSpec
+from ml.spec import BusinessFigure, Column, Slice, SumRule, UseCaseSpec
 
 _UNIT = dict(dtype="float", min=0.0, max=1.0)
 
@@ -46,5 +46,6 @@ SPEC = UseCaseSpec(
     expected_rows_per_partition=24,
     drift_columns=("hr", "weathersit", "temp", "atemp", "hum", "windspeed"),
     seasonal_period_days=7,
+    business_figure=BusinessFigure(unit="bikes", short="bikes_short_per_day", idle="bikes_idle_per_day"),
     estimator_excludes=("mnth", "season", "temp", "atemp"),
 )

@@ -8,7 +8,7 @@ import pytest
 
 from ml.evaluation import (
     UNKNOWN,
-    fleet_impact,
+    business_impact,
     metrics_by_slice,
     paired_bootstrap,
     regression_metrics,
@@ -114,22 +114,22 @@ def test_bootstrap_is_seeded():
     assert a == paired_bootstrap(Y, _noisy(Y, 30, 1), _noisy(Y, 20, 2), n_boot=300, seed=9)
 
 
-def test_fleet_impact_by_hand():
+def test_business_impact_by_hand():
     y = np.array([10.0, 0, 5, 20] * 12)  # two days of 24 hours
     p = np.array([7.0, 2, 5, 26] * 12)
-    impact = fleet_impact(y, p)
+    impact = business_impact(y, p)
     assert impact["days"] == 2
-    assert impact["bikes_short_per_day"] == pytest.approx(3 * 12 / 2)
-    assert impact["bikes_idle_per_day"] == pytest.approx((2 + 6) * 12 / 2)
+    assert impact["short_per_day"] == pytest.approx(3 * 12 / 2)
+    assert impact["idle_per_day"] == pytest.approx((2 + 6) * 12 / 2)
     assert impact["demand_per_day"] == pytest.approx(35 * 12 / 2)
     assert impact["short_share_of_demand"] == pytest.approx(3 / 35)
     # short + idle is the absolute error: n x MAE spread over the days
-    total = (impact["bikes_short_per_day"] + impact["bikes_idle_per_day"]) * impact["days"]
+    total = (impact["short_per_day"] + impact["idle_per_day"]) * impact["days"]
     assert total == pytest.approx(y.size * regression_metrics(y, p)["mae"])
 
 
-def test_fleet_impact_counts_distinct_days_when_given():
-    impact = fleet_impact([1.0, 2, 3], [0.0, 2, 5], days=["d1", "d1", "d2"])
+def test_business_impact_counts_distinct_days_when_given():
+    impact = business_impact([1.0, 2, 3], [0.0, 2, 5], days=["d1", "d1", "d2"])
     assert impact["days"] == 2
-    assert impact["bikes_short_per_day"] == pytest.approx(0.5)
-    assert impact["bikes_idle_per_day"] == pytest.approx(1.0)
+    assert impact["short_per_day"] == pytest.approx(0.5)
+    assert impact["idle_per_day"] == pytest.approx(1.0)
