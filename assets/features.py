@@ -1,4 +1,4 @@
-"""rental_features: the one feature definition applied to each day of validated data."""
+"""<entity>_features: the one feature definition applied to each day of validated data."""
 
 import dagster as dg
 import polars as pl

@@ -9,7 +9,7 @@ from assets.common import (OWNERS, daily_partitions, markdown_table, raw_blob_ke
                            table_metadata)
 from ml.contract import conflict_rows, count_rows, labels_pending_rows, split_rows
 from ml.spec import UseCaseSpec
-from resources.sources import MissingFile, RentalSource
+from resources.sources import DaySource, MissingFile
 from resources.storage import Storage
 
 
@@ -48,7 +48,7 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         kinds={"csv"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     )
-    def raw(context: dg.AssetExecutionContext, source: RentalSource, storage: Storage) -> dg.MaterializeResult:
+    def raw(context: dg.AssetExecutionContext, source: DaySource, storage: Storage) -> dg.MaterializeResult:
         """The day's file byte for byte, content-addressed, so a later correction never overwrites history."""
         total_rows = total_bytes = 0
         files, gaps = [], {}

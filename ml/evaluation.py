@@ -1,4 +1,4 @@
-"""Model quality: overall and per-slice error, a paired bootstrap, and what errors cost in bikes."""
+"""Model quality: overall and per-slice error, a paired bootstrap, and what errors cost the business."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ HOURS_PER_DAY = 24
 def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """MAE, RMSE and MAPE (a fraction, not %), plus the row count `n`.
 
-    MAPE is averaged over rows with y_true > 0 only: an hour with zero rentals has no percentage
+    MAPE is averaged over rows with y_true > 0 only: a row with zero demand has no percentage
     error, and flooring it would let a handful of empty night hours dominate. NaN if no such row.
     """
     y, p = _pair(y_true, y_pred)

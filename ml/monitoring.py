@@ -62,7 +62,7 @@ def estimated_performance(spec: UseCaseSpec, estimator: LossEstimator, scored: p
 
 def day_performance(spec: UseCaseSpec, scored: pl.DataFrame, baseline_mae: float,
                     naive_pred: np.ndarray | None = None) -> dict:
-    """A labelled day against the champion's hold-out baseline, overall, per slice and in bikes,
+    """A labelled day against the champion's hold-out baseline, overall, per slice and in the business figure,
     beside the seasonal-naive forecast (NaN rows, where the earlier period is unknown, left out)."""
     y = scored[spec.target].to_numpy().astype(float)
     p = scored[PREDICTION].to_numpy().astype(float)

@@ -17,7 +17,7 @@ from ml.usecases import BIKE_RENTALS, replay_file
 from orchestration.definitions import build_use_case
 from resources.alerts import AlertSink
 from resources.mlflow_tracking import CHAMPION, MlflowResource
-from resources.sources import LandingSource, RentalSource, ReplaySource
+from resources.sources import DaySource, LandingSource, ReplaySource
 from ml.contract import withhold_labels
 from resources.storage import LocalStorage, storage_from_url
 
@@ -43,7 +43,7 @@ class Simulation:
         self.alerts: list[str] = []
 
     @classmethod
-    def fresh(cls, root: Path, policy: RetrainPolicy = RetrainPolicy(), source: RentalSource | None = None,
+    def fresh(cls, root: Path, policy: RetrainPolicy = RetrainPolicy(), source: DaySource | None = None,
               spec=BIKE_RENTALS, label_delay_days: int = 0) -> "Simulation":
         """A new lake, MLflow store and ephemeral instance under `root`; the source defaults to the replay
         (with a label delay: the landing folder, fed from the replay by `day`)."""

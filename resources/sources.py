@@ -29,7 +29,7 @@ class MissingFile(FileNotFoundError):
     """The day's file has not landed (yet), or the history has no rows that day: a gap, not a contract breach."""
 
 
-class RentalSource(dg.ConfigurableResource):
+class DaySource(dg.ConfigurableResource):
     def fetch(self, spec: UseCaseSpec, day: str) -> RawFile:
         raise NotImplementedError
 
@@ -51,7 +51,7 @@ def _lines_by_day(path: str, event_date: str) -> tuple[bytes, dict[str, list[byt
     return header, by_day
 
 
-class ReplaySource(RentalSource):
+class ReplaySource(DaySource):
     """Serves a shipped history one day per partition, byte for byte as in the file."""
 
     csv_path: str = "data/bike_sharing_hourly.csv"
@@ -63,7 +63,7 @@ class ReplaySource(RentalSource):
         return RawFile(spec.file_name(day), header + b"".join(by_day[day]))
 
 
-class LandingSource(RentalSource):
+class LandingSource(DaySource):
     """Files dropped as `<url>/<spec file name>`, in a local folder or under `s3://bucket/prefix`."""
 
     url: str = "var/landing"
@@ -94,7 +94,7 @@ class UseCaseSource(dg.Config):
     landing_url: str
 
 
-class UseCaseSources(RentalSource):
+class UseCaseSources(DaySource):
     """The `source` and `landing` resources of a code location with several use cases."""
 
     use_cases: dict[str, UseCaseSource]
@@ -109,7 +109,7 @@ class UseCaseSources(RentalSource):
     def _landing(self, name: str) -> LandingSource:
         return LandingSource(url=self._config(name).landing_url, endpoint_url=self.endpoint_url)
 
-    def source(self, spec: UseCaseSpec) -> RentalSource:
+    def source(self, spec: UseCaseSpec) -> DaySource:
         config = self._config(spec.name)
         if config.kind == REPLAY:
             return ReplaySource(csv_path=config.replay_csv)
