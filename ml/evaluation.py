@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike
 
+from ml.features import category_level
 from ml.spec import Slice, UseCaseSpec
 
 UNKNOWN = "unknown"  # segment for nulls and values outside a slice's bins or allowed set
@@ -38,20 +39,31 @@ def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]
     return y, p
 
 
+def _levels(spec: UseCaseSpec, s: Slice) -> tuple:
+    """The values a slice without bins segments by: the declared levels, or True/False for a bool."""
+    c = spec.column(s.column)
+    if c.allowed is not None:
+        return tuple(c.allowed)
+    if c.dtype == "bool":
+        return (True, False)
+    raise ValueError(f"slice {s.name!r}: column {s.column!r} needs bins or an allowed set")
+
+
 def _segment_names(spec: UseCaseSpec, s: Slice) -> tuple[str, ...]:
     if s.bins is not None:
         return s.labels or tuple(f"[{lo}, {hi})" for lo, hi in zip(s.bins, s.bins[1:]))
-    allowed = spec.column(s.column).allowed
-    if allowed is None:
-        raise ValueError(f"slice {s.name!r}: column {s.column!r} needs bins or an allowed set")
-    return s.labels or tuple(str(v) for v in allowed)
+    c = spec.column(s.column)
+    default = c.true_false if c.dtype == "bool" and c.allowed is None else tuple(str(v) for v in _levels(spec, s))
+    return s.labels or tuple(default)
 
 
-def _slice_expr(spec: UseCaseSpec, s: Slice) -> pl.Expr:
+def _slice_expr(spec: UseCaseSpec, s: Slice, frame: pl.DataFrame) -> pl.Expr:
+    """Slices are labelled on feature tables too, where a text category is indicators or an index."""
     names = _segment_names(spec, s)
-    col = pl.col(s.column)
+    c = spec.column(s.column)
+    col = category_level(c, frame) if c.dtype == "category" else pl.col(s.column)
     if s.bins is None:
-        mapping = dict(zip(spec.column(s.column).allowed, names))
+        mapping = dict(zip(_levels(spec, s), names))
         return col.replace_strict(mapping, default=UNKNOWN, return_dtype=pl.String)
     edges = list(zip(s.bins, s.bins[1:], names))
     (lo, hi, name), *rest = edges
@@ -66,7 +78,7 @@ def slice_labels(spec: UseCaseSpec, frame: pl.DataFrame) -> dict[str, pl.Series]
 
     Every row lands in exactly one segment; nulls and out-of-range values go to `UNKNOWN`.
     """
-    labels = frame.select(_slice_expr(spec, s).fill_null(UNKNOWN).alias(s.name) for s in spec.slices)
+    labels = frame.select(_slice_expr(spec, s, frame).fill_null(UNKNOWN).alias(s.name) for s in spec.slices)
     return {name: labels[name] for name in labels.columns}
 
 

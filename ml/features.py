@@ -44,6 +44,20 @@ def _indicators(c: Column) -> list[Feature]:
     return [((pl.col(c.name) == v).cast(pl.Float32).alias(f"{c.name}_{_level_name(v)}"), _UNIT) for v in c.allowed]
 
 
+def category_level(c: Column, frame: pl.DataFrame) -> pl.Expr:
+    """A text category's level on a validated frame (the column itself) or on a feature table, where it
+    is one indicator per level or the level's index: what slices and reports read it back from."""
+    if c.name in frame.columns and frame.schema[c.name] == pl.String:
+        return pl.col(c.name)
+    levels = list(c.allowed)
+    if c.encoding == "ordinal":
+        return pl.col(c.name).replace_strict(list(range(len(levels))), levels, default=None, return_dtype=pl.String)
+    level = pl.lit(None, dtype=pl.String)
+    for v in reversed(levels):
+        level = pl.when(pl.col(f"{c.name}_{_level_name(v)}") == 1).then(pl.lit(v)).otherwise(level)
+    return level
+
+
 def _column_features(c: Column) -> list[Feature]:
     if c.dtype == "category":
         if c.encoding == "ordinal":
@@ -62,18 +76,26 @@ def _column_features(c: Column) -> list[Feature]:
     return out
 
 
-def _calendar_features(spec: UseCaseSpec) -> list[Feature]:
-    out = []
-    for part in spec.calendar:
-        lo, hi, period = CALENDAR_PARTS[part]
-        name = f"{spec.event_date}_{part}"
-        value = _CALENDAR[part](pl.col(spec.event_date))
-        out += [(value.alias(name), (lo, hi)), *_cyclic(value, period, name)]
-    return out
+def _calendar_part(spec: UseCaseSpec, part: str, name: str) -> list[Feature]:
+    lo, hi, period = CALENDAR_PARTS[part]
+    value = _CALENDAR[part](pl.col(spec.event_date))
+    return [(value.alias(name), (lo, hi)), *_cyclic(value, period, name)]
+
+
+def _sourced_features(spec: UseCaseSpec) -> list[tuple[str, Feature]]:
+    """(source, feature): the input column a feature is derived from, or the calendar feature's name."""
+    return [(c.name, f) for c in spec.input_columns for f in _column_features(c)] + [
+        (name, f) for part, name in zip(spec.calendar, spec.calendar_features) for f in _calendar_part(spec, part, name)]
 
 
 def _features(spec: UseCaseSpec) -> list[Feature]:
-    return [f for c in spec.input_columns for f in _column_features(c)] + _calendar_features(spec)
+    return [f for _, f in _sourced_features(spec)]
+
+
+def feature_sources(spec: UseCaseSpec) -> dict[str, str]:
+    """Feature name -> the input column it is derived from (`hour_sin` -> `hour`, `seasons_winter` ->
+    `seasons`), or, for a calendar feature and its sin/cos, the calendar feature (`date_month`)."""
+    return {expr.meta.output_name(): source for source, (expr, _) in _sourced_features(spec)}
 
 
 def feature_expressions(spec: UseCaseSpec) -> list[pl.Expr]:

@@ -1,5 +1,6 @@
-"""When to retrain: drift that persists, or quality that degrades (realized, or estimated before the
-labels land) — and, when the gate refuses the retrain, try again while the problem persists.
+"""When to retrain: drift that persists and that the label-free estimate says costs, or quality that
+degrades (realized, or estimated before the labels land) — and, when the gate refuses the retrain,
+try again while the problem persists.
 
 A refused retrain is a decision, not the end of the problem: the policy retries after the cooldown,
 doubling the wait after each refusal up to `max_backoff` x the cooldown, so a degraded model is
@@ -13,6 +14,7 @@ is what the sensor does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -32,7 +34,11 @@ class DayHealth:
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    drift_persistence: int = 3  # consecutive drifted days before acting
+    drift_persistence: int = 3  # consecutive drifted days that matter before acting
+    # Drift matters when the label-free estimate says it costs: a drifted day counts only if its
+    # estimated MAE is at least this many times the baseline (inputs move with the seasons; most
+    # of that movement the model handles). 0 counts every drifted day.
+    drift_min_estimated_ratio: float = 1.15
     mae_degradation: float = 1.35  # MAE this many times the hold-out baseline ...
     degradation_persistence: int = 2  # ... on this many consecutive days
     use_estimate: bool = True  # a day without labels counts as degraded on its label-free estimate
@@ -110,7 +116,11 @@ def decide(policy: RetrainPolicy, state: PolicyState, today: DayHealth) -> Decis
         ratio = h.mae_ratio if h.mae_ratio is not None else (h.estimated_mae_ratio if policy.use_estimate else None)
         return ratio is not None and ratio >= policy.mae_degradation
 
-    drift_run = _streak(history, lambda h: h.drifted)
+    def drift_matters(h: DayHealth) -> bool:
+        estimate = h.estimated_mae_ratio if h.estimated_mae_ratio is not None else math.inf
+        return h.drifted and estimate >= policy.drift_min_estimated_ratio
+
+    drift_run = _streak(history, drift_matters)
     # Realized degradation on the newest labelled days, or (before labels land) on the estimate.
     realized_run = _streak(tuple(h for h in history if h.mae_ratio is not None),
                            lambda h: h.mae_ratio >= policy.mae_degradation)
@@ -120,7 +130,8 @@ def decide(policy: RetrainPolicy, state: PolicyState, today: DayHealth) -> Decis
     if not (drift_episode or slow_episode):
         # The problem is over (or never began): refusals of an earlier problem no longer count.
         state = replace(state, refusals=(), escalated=False) if state.settled else state
-        return Decision(False, "healthy" if not drift_run else f"drift for {len(drift_run)} day(s)", {}, state)
+        return Decision(False, f"drift that matters for {len(drift_run)} day(s)" if drift_run else
+                        "drift the estimate says is harmless" if today.drifted else "healthy", {}, state)
 
     wait = policy.cooldown_days * min(policy.max_backoff, 2.0 ** max(0, len(state.refusals) - 1))
     last = state.last_attempt
@@ -135,9 +146,11 @@ def decide(policy: RetrainPolicy, state: PolicyState, today: DayHealth) -> Decis
                     "estimated_mae_ratio": [None if h.estimated_mae_ratio is None else round(h.estimated_mae_ratio, 3)
                                             for h in slow_run]}
     else:
-        reason = f"drift persisted {len(drift_run)} days ({drift_run[0].day}..{today.day})"
+        reason = (f"drift persisted {len(drift_run)} days ({drift_run[0].day}..{today.day}) with estimated MAE "
+                  f">= {policy.drift_min_estimated_ratio}x baseline")
         evidence = {"days": [h.day for h in drift_run],
-                    "features": sorted({f for h in drift_run for f in h.drifted_features})}
+                    "features": sorted({f for h in drift_run for f in h.drifted_features}),
+                    "estimated_mae_ratio": [h.estimated_mae_ratio and round(h.estimated_mae_ratio, 3) for h in drift_run]}
     if state.refusals:
         reason += f"; retry {len(state.refusals) + 1} after {len(state.refusals)} refusal(s)"
         evidence["refusals"] = [{"day": a.day, "reason": a.outcome or "refused by the gate"} for a in state.refusals]

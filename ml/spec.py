@@ -148,6 +148,8 @@ class UseCaseSpec:
     business_figure: BusinessFigure = BusinessFigure()
     # Columns the label-free performance estimate must not learn from: they only say *when* a row is
     # (month, season, a slow seasonal cycle), and within one window they pick out a block of days.
+    # A column name excludes every feature derived from it; a calendar feature is named
+    # `<event_date>_<part>` (e.g. "date_month").
     estimator_excludes: tuple[str, ...] = ()
     encoding: str = "utf-8"  # of the raw files; must keep ASCII bytes as they are (utf-8, cp1252, latin-1)
     # Features derived from the event column, each as its value and sin/cos (see CALENDAR_PARTS).
@@ -194,6 +196,11 @@ class UseCaseSpec:
         """Columns a model may see: everything but the target, leakage, ids and the event date."""
         banned = {self.target, self.event_date, *self.leakage, *self.ignored}
         return tuple(c for c in self.columns if c.name not in banned)
+
+    @property
+    def calendar_features(self) -> tuple[str, ...]:
+        """Names of the calendar features (each also gets `_sin`/`_cos`), e.g. `dteday_month`."""
+        return tuple(f"{self.event_date}_{part}" for part in self.calendar)
 
     def file_name(self, day: str) -> str:
         return self.file_pattern.format(name=self.name, day=day)
@@ -331,8 +338,12 @@ def spec_problems(spec: UseCaseSpec) -> list[str]:
     out += _target_problems(spec) + _event_problems(spec)
     out += _unknown(spec, "key column", spec.key) + _unknown(spec, "leakage column", spec.leakage)
     out += _unknown(spec, "ignored column", spec.ignored) + _unknown(spec, "drift column", spec.drift_columns)
-    out += _unknown(spec, "estimator exclude", spec.estimator_excludes)
+    out += _unknown(spec, "estimator exclude (a column or a calendar feature)",
+                    (n for n in spec.estimator_excludes if n not in spec.calendar_features))
     out += _unknown(spec, "fill_over_day column", spec.fill_over_day)
     out += _unknown(spec, "slice column", (s.column for s in spec.slices))
+    out += [f"column {s.column!r}: slice {s.name!r} needs bins, or a column with declared levels (`allowed`) or bool"
+            for s in spec.slices if s.bins is None and s.column in spec.column_names
+            and spec.column(s.column).allowed is None and spec.column(s.column).dtype != "bool"]
     out += [f"column {n!r}: a key column is filled over the day" for n in spec.fill_over_day if n in spec.key]
     return out + _rule_problems(spec) + _duplicate_policy_problems(spec) + _encoding_problem(spec)

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from ml.evaluation import regression_metrics
-from ml.features import feature_matrix, feature_names
+from ml.features import feature_matrix, feature_names, feature_sources
 from ml.importance import permutation_importance
 from ml.models import CheckpointStore, make_model
 from ml.onnx_scoring import OnnxModel, Parity, parity, servability
@@ -119,6 +119,6 @@ def loss_estimator(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params: 
         return np.clip(make_model(family, params).fit(X_fit, y_fit, X_val, y_val).predict(X_out), 0, None)
 
     oof = out_of_fold_predictions(X, y, days, fit_predict, folds=folds)
-    names = feature_names(spec)
-    inputs = [n for n in names if n.split("_")[0] not in spec.estimator_excludes]
+    names, sources = feature_names(spec), feature_sources(spec)
+    inputs = [n for n in names if sources[n] not in spec.estimator_excludes]
     return fit_loss_estimator(X, oof, np.abs(oof - y), days, names, inputs=inputs, folds=folds).to_dict()

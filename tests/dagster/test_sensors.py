@@ -11,10 +11,10 @@ from resources.alerts import AlertSink
 from resources.storage import LocalStorage
 
 
-def write_day(storage, spec, day, drifted, features=("temp",), mae_ratio=1.0, version="1"):
+def write_day(storage, spec, day, drifted, features=("temp",), mae_ratio=1.0, version="1", estimated=1.3):
     storage.write_json(f"{spec.name}/drift/{day}.json",
                        {"day": day, "drifted": drifted, "drifted_features": list(features) if drifted else [],
-                        "model_version": version, "estimated_mae_ratio": 1.0})
+                        "model_version": version, "estimated_mae_ratio": estimated})
     storage.write_json(f"{spec.name}/performance/{day}.json", {"day": day, "mae_ratio": mae_ratio})
 
 

@@ -39,6 +39,17 @@ def test_drift_must_persist_before_a_retrain():
     assert "drift persisted 3 days" in decisions[-1].reason
 
 
+def test_drift_the_estimate_calls_harmless_does_not_retrain():
+    policy = RetrainPolicy(drift_persistence=3, drift_min_estimated_ratio=1.15)
+    harmless = [DayHealth(d, True, ("temp",), estimated_mae_ratio=1.0) for d in days(10)]
+    decisions = run(policy, harmless)
+    assert not any(d.retrain for d in decisions)
+    assert decisions[-1].reason == "drift the estimate says is harmless"
+    costly = [DayHealth(d, True, ("temp",), estimated_mae_ratio=1.2) for d in days(3)]
+    decisions = run(policy, costly)
+    assert decisions[-1].retrain and decisions[-1].evidence["estimated_mae_ratio"] == [1.2, 1.2, 1.2]
+
+
 def test_a_promoted_model_starts_with_a_clean_record():
     policy = RetrainPolicy(drift_persistence=2, cooldown_days=0)
     decisions = run(policy, [DayHealth(d, True) for d in days(10)], promote=lambda d: True)

@@ -1,0 +1,93 @@
+"""Text-typed columns past the contract: the replay source finds a raw-named, day-first event column;
+slices read text categories and booleans back from a feature table; estimator excludes name the
+column (or calendar feature) a feature comes from, whatever underscores its name has."""
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pytest
+
+from ml.contract import split_rows
+from ml.evaluation import metrics_by_slice, slice_labels
+from ml.features import build_features, feature_names, feature_sources
+from ml.spec import Column, ConditionalRule, Slice, SpecError, UseCaseSpec
+from resources.sources import ReplaySource
+
+HEADER = "Date,Rented Bike Count,Hour,Dew point temperature(C),Seasons,Holiday,Functioning Day"
+LINES = [
+    "30/11/2018,120,0,-3.5,Autumn,No Holiday,Yes",
+    "1/12/2017,254,0,-17.6,Winter,No Holiday,Yes",
+    "1/12/2017,204,1,-17.6,Winter,Holiday,Yes",
+    "01/12/2017,0,2,-17.7,Winter,No Holiday,No",
+]
+
+CITY = UseCaseSpec(
+    name="city_bikes",
+    columns=(
+        Column("date", "date", raw_name="Date", format="%d/%m/%Y"),
+        Column("rented_bike_count", "int", raw_name="Rented Bike Count", min=0),
+        Column("hour", "int", raw_name="Hour", min=0, max=23, period=24),
+        Column("dew_point_temperature", "float", raw_name="Dew point temperature(C)", min=-50, max=40),
+        Column("seasons", "category", raw_name="Seasons", allowed=("Winter", "Spring", "Summer", "Autumn")),
+        Column("holiday", "category", raw_name="Holiday", allowed=("Holiday", "No Holiday")),
+        Column("functioning_day", "bool", raw_name="Functioning Day", true_false=("Yes", "No")),
+    ),
+    key=("date", "hour"), target="rented_bike_count", leakage=(), event_date="date",
+    partition_start=date(2017, 12, 1), partition_end=date(2018, 11, 30),
+    calendar=("weekday", "month"),
+    conditional_rules=(ConditionalRule("closed_means_no_rentals", when=("functioning_day", False),
+                                       then=("rented_bike_count", "==", 0)),),
+    slices=(Slice("season", "seasons"), Slice("holiday", "holiday", labels=("holiday", "working")),
+            Slice("functioning_day", "functioning_day")),
+    estimator_excludes=("seasons", "dew_point_temperature", "date_month"),
+)
+
+
+def csv(*lines: str) -> bytes:
+    return ("\r\n".join([HEADER, *lines]) + "\r\n").encode()
+
+
+def test_replay_source_finds_the_event_column_by_raw_name_and_reads_day_first_dates(tmp_path):
+    path = tmp_path / "city_bikes.csv"
+    path.write_bytes(csv(*LINES))
+    served = ReplaySource(csv_path=str(path)).fetch(CITY, "2017-12-01")
+    assert served.name == "city_bikes_2017-12-01.csv"
+    assert served.content == csv(*LINES[1:])  # byte for byte, padded and unpadded dates alike
+    result = split_rows(CITY, served.content, served.name, "2017-12-01")
+    assert result.validated.height == 3 and result.quarantined.height == 0
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+def test_slices_read_text_categories_and_booleans_back_from_the_feature_table(encoding):
+    spec = replace(CITY, columns=tuple(replace(c, encoding=encoding) if c.dtype == "category" else c
+                                       for c in CITY.columns))
+    validated = split_rows(spec, csv(*LINES[1:]), "f.csv", "2017-12-01").validated
+    features = build_features(spec, validated)
+    on_rows, on_features = slice_labels(spec, validated), slice_labels(spec, features)
+    assert {k: v.to_list() for k, v in on_features.items()} == {k: v.to_list() for k, v in on_rows.items()} == {
+        "season": ["Winter"] * 3, "holiday": ["working", "holiday", "working"],
+        "functioning_day": ["Yes", "Yes", "No"]}
+    y = validated["rented_bike_count"].to_numpy()
+    rows = metrics_by_slice(spec, features, y, np.zeros(y.size))
+    assert [(r["slice"], r["segment"], r["n"]) for r in rows] == [
+        ("season", "Winter", 3), ("holiday", "holiday", 1), ("holiday", "working", 2),
+        ("functioning_day", "Yes", 2), ("functioning_day", "No", 1)]
+
+
+def test_a_slice_without_bins_needs_declared_levels_or_a_bool_column():
+    with pytest.raises(SpecError, match=r"column 'dew_point_temperature': slice 'dew' needs bins"):
+        replace(CITY, slices=(Slice("dew", "dew_point_temperature"),))
+
+
+def test_estimator_excludes_name_the_source_column_or_calendar_feature():
+    sources = feature_sources(CITY)
+    assert list(sources) == feature_names(CITY)
+    assert sources["dew_point_temperature"] == "dew_point_temperature"
+    assert sources["seasons_winter"] == "seasons" and sources["date_month_cos"] == "date_month"
+    assert sources["date_weekday_sin"] == "date_weekday"
+    kept = [n for n, s in sources.items() if s not in CITY.estimator_excludes]
+    assert not any(n.startswith(("seasons", "dew_point", "date_month")) for n in kept)
+    assert {"hour", "holiday_holiday", "functioning_day", "date_weekday"} <= set(kept)
+    with pytest.raises(SpecError, match=r"column 'date_year': estimator exclude \(a column or a calendar feature\)"):
+        replace(CITY, estimator_excludes=("date_year",))
