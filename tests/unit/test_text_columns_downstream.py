@@ -91,3 +91,10 @@ def test_estimator_excludes_name_the_source_column_or_calendar_feature():
     assert {"hour", "holiday_holiday", "functioning_day", "date_weekday"} <= set(kept)
     with pytest.raises(SpecError, match=r"column 'date_year': estimator exclude \(a column or a calendar feature\)"):
         replace(CITY, estimator_excludes=("date_year",))
+
+
+def test_a_conditional_rule_on_a_bool_column_compares_with_true_or_false_not_the_files_word():
+    with pytest.raises(SpecError, match=r"column 'functioning_day': conditional rule 'closed': a bool column is "
+                                        r"compared with True or False, not 'No'"):
+        replace(CITY, conditional_rules=(ConditionalRule("closed", when=("functioning_day", "No"),
+                                                         then=("rented_bike_count", "==", 0)),))
