@@ -268,6 +268,9 @@ def _rule_problems(spec: UseCaseSpec) -> list[str]:
         out += _unknown(spec, f"conditional rule {rule.name!r}", (when, then))
         if when in spec.column_names and (levels := spec.column(when).allowed) and value not in levels:
             out.append(f"column {when!r}: conditional rule {rule.name!r}: {value!r} is not one of {list(levels)}")
+        if when in spec.column_names and spec.column(when).dtype == "bool" and not isinstance(value, bool):
+            out.append(f"column {when!r}: conditional rule {rule.name!r}: a bool column is compared with True or "
+                       f"False, not {value!r} (the file's words are read by `true_false`)")
     for rule in spec.sum_rules:
         out += _unknown(spec, f"sum rule {rule.name!r}", (rule.total, *rule.parts))
     return out

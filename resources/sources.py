@@ -9,6 +9,7 @@ from the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 import dagster as dg
@@ -34,20 +35,35 @@ class DaySource(dg.ConfigurableResource):
         raise NotImplementedError
 
 
+def _iso_day(text: str, date_format: str) -> str:
+    """The ISO day an event-date cell belongs to (`1/12/2017` with `%d/%m/%Y` -> `2017-12-01`); a cell
+    that does not parse keeps its text, so its line is served on no day and the history shows it."""
+    try:
+        return datetime.strptime(text.strip(), date_format).date().isoformat()
+    except ValueError:
+        return text
+
+
 @lru_cache(maxsize=4)
-def _lines_by_day(path: str, event_date: str) -> tuple[bytes, dict[str, list[bytes]]]:
-    """The header and the original bytes of each line, grouped by event date (read once)."""
+def _lines_by_day(path: str, event_header: str, date_format: str,
+                  encoding: str = "utf-8") -> tuple[bytes, dict[str, list[bytes]]]:
+    """The header and the original bytes of each line, grouped by the ISO day of its event date (read once).
+    The event column is found by its name in the file (`Column.header`) and read with its format."""
     with open(path, "rb") as f:
         lines = f.read().splitlines(keepends=True)
     header, body = lines[0], lines[1:]
-    columns = header.decode().strip().split(",")
-    if event_date not in columns:
-        raise ValueError(f"{path}: no event-date column {event_date!r} in the header {columns}: "
+    columns = [c.strip().lstrip("\ufeff") for c in header.decode(encoding, errors="replace").strip().split(",")]
+    if event_header not in columns:
+        raise ValueError(f"{path}: no event-date column {event_header!r} in the header {columns}: "
                          f"is this the replay file of another use case?")
-    position = columns.index(event_date)
+    position = columns.index(event_header)
     by_day: dict[str, list[bytes]] = {}
+    days: dict[bytes, str] = {}  # each distinct cell parsed once
     for line in body:
-        by_day.setdefault(line.split(b",")[position].decode(), []).append(line)
+        cell = line.split(b",")[position]
+        if cell not in days:
+            days[cell] = _iso_day(cell.decode(encoding, errors="replace"), date_format)
+        by_day.setdefault(days[cell], []).append(line)
     return header, by_day
 
 
@@ -57,7 +73,8 @@ class ReplaySource(DaySource):
     csv_path: str = "data/bike_sharing_hourly.csv"
 
     def fetch(self, spec: UseCaseSpec, day: str) -> RawFile:
-        header, by_day = _lines_by_day(self.csv_path, spec.event_date)
+        event = spec.event_column
+        header, by_day = _lines_by_day(self.csv_path, event.header, event.date_format, spec.encoding)
         if day not in by_day:
             raise MissingFile(f"{self.csv_path} has no rows dated {day}")
         return RawFile(spec.file_name(day), header + b"".join(by_day[day]))
