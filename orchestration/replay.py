@@ -55,8 +55,10 @@ def mae(spec: UseCaseSpec, frame: pl.DataFrame, columns: list[str], by: pl.Expr 
 
 
 def day_line(spec: UseCaseSpec, storage: LocalStorage, day: str, sim: Simulation, retrains_before: int) -> str:
-    drift = storage.read_json(f"{spec.name}/drift/{day}.json")
-    perf_key = f"{spec.name}/performance/{day}.json"
+    drift_key, perf_key = f"{spec.name}/drift/{day}.json", f"{spec.name}/performance/{day}.json"
+    if not storage.exists(drift_key):
+        return f"{day}  FAILED: no drift report (see the daily run's failure)"
+    drift = storage.read_json(drift_key)
     realized = f"{storage.read_json(perf_key)['mae']:6.1f}" if storage.exists(perf_key) else "  (late)"
     action = "; ".join(f"retrain ({r['reason']}) -> {'promoted v' + str(r['champion_after']) if r['promoted'] else 'refused'}"
                        for r in sim.retrains[retrains_before:]) or "-"
