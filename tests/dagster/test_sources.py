@@ -34,7 +34,7 @@ def test_variables_named_after_a_use_case_configure_only_that_use_case(spec, mon
 
 def test_a_replay_file_of_another_use_case_is_refused_by_name(spec):
     sources = UseCaseSources(use_cases={"kiosk_sales": {"replay_csv": str(DATA), "landing_url": "unused"}})
-    with pytest.raises(ValueError, match="no event-date column 'day'.*another use case"):
+    with pytest.raises(ValueError, match="no event-date column 'Time'.*another use case"):
         sources.fetch(KIOSK_SALES, "2024-03-01")
 
 
