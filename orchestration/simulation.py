@@ -98,7 +98,8 @@ class Simulation:
         for request in self.tick(sensor_name).run_requests:
             if request.run_key not in self.run_keys:  # the daemon launches a run key once
                 self.run_keys.add(request.run_key)
-                self.run(job, first=request.partition_key, tags=request.tags)
+                tags = {k: v for k, v in request.tags.items() if k != "dagster/partition"}  # run() sets the range
+                self.run(job, first=request.partition_key, tags=tags)
 
     def day(self, day: str) -> bool:
         name = self.spec.name
