@@ -70,10 +70,18 @@ def out_of_fold_predictions(
     return oof
 
 
+def _per_day(values: ArrayLike, days: ArrayLike) -> pl.DataFrame:
+    """DataFrame[day, rows, mean] sorted by day, summed in row order by numpy: the same inputs give
+    the same bits on every run (a parallel group-by may add in another order)."""
+    unique, day = np.unique(np.asarray(days), return_inverse=True)
+    rows = np.bincount(day)
+    mean = np.bincount(day, weights=np.asarray(values, dtype=np.float64)) / rows
+    return pl.DataFrame({"day": pl.Series(unique), "rows": pl.Series(rows, dtype=pl.UInt32), "mean": mean})
+
+
 def daily_mae(abs_error: ArrayLike, days: ArrayLike) -> pl.DataFrame:
     """Realized MAE per day: DataFrame[day, rows, mae], sorted by day."""
-    frame = pl.DataFrame({"day": pl.Series(np.asarray(days)), "e": np.asarray(abs_error, dtype=np.float64)})
-    return frame.group_by("day").agg(pl.len().alias("rows"), pl.col("e").mean().alias("mae")).sort("day")
+    return _per_day(abs_error, days).rename({"mean": "mae"})
 
 
 @dataclass(frozen=True)
@@ -258,11 +266,8 @@ def _daily_ratios(abs_error: np.ndarray, estimate: np.ndarray, days: np.ndarray)
 def estimate_daily(estimator: LossEstimator, X: np.ndarray, prediction: ArrayLike, days: ArrayLike) -> pl.DataFrame:
     """Estimated MAE per day with its interval: DataFrame[day, rows, estimated_mae, low, high]."""
     est = estimator.predict_rows(X, prediction, days)
-    frame = pl.DataFrame({"day": pl.Series(np.asarray(days)), "e": est})
     return (
-        frame.group_by("day")
-        .agg(pl.len().alias("rows"), pl.col("e").mean().alias("estimated_mae"))
-        .sort("day")
+        _per_day(est, days).rename({"mean": "estimated_mae"})
         .with_columns(
             (pl.col("estimated_mae") * estimator.low_ratio).alias("low"),
             (pl.col("estimated_mae") * estimator.high_ratio).alias("high"),
