@@ -3,7 +3,6 @@ slices read text categories and booleans back from a feature table; estimator ex
 column (or calendar feature) a feature comes from, whatever underscores its name has."""
 
 from dataclasses import replace
-from datetime import date
 
 import numpy as np
 import pytest
@@ -11,8 +10,9 @@ import pytest
 from ml.contract import split_rows
 from ml.evaluation import metrics_by_slice, slice_labels
 from ml.features import build_features, feature_names, feature_sources
-from ml.spec import Column, ConditionalRule, Slice, SpecError, UseCaseSpec
+from ml.spec import Column, ConditionalRule, Slice, SpecError
 from resources.sources import ReplaySource
+from tests.unit.test_spec_types import CITY as SPEC_TYPES_CITY
 
 HEADER = "Date,Rented Bike Count,Hour,Dew point temperature(C),Seasons,Holiday,Functioning Day"
 LINES = [
@@ -22,19 +22,14 @@ LINES = [
     "01/12/2017,0,2,-17.7,Winter,No Holiday,No",
 ]
 
-CITY = UseCaseSpec(
-    name="city_bikes",
-    columns=(
-        Column("date", "date", raw_name="Date", format="%d/%m/%Y"),
-        Column("rented_bike_count", "int", raw_name="Rented Bike Count", min=0),
-        Column("hour", "int", raw_name="Hour", min=0, max=23, period=24),
-        Column("dew_point_temperature", "float", raw_name="Dew point temperature(C)", min=-50, max=40),
-        Column("seasons", "category", raw_name="Seasons", allowed=("Winter", "Spring", "Summer", "Autumn")),
-        Column("holiday", "category", raw_name="Holiday", allowed=("Holiday", "No Holiday")),
-        Column("functioning_day", "bool", raw_name="Functioning Day", true_false=("Yes", "No")),
-    ),
-    key=("date", "hour"), target="rented_bike_count", leakage=(), event_date="date",
-    partition_start=date(2017, 12, 1), partition_end=date(2018, 11, 30),
+# The Seoul-shaped spec of test_spec_types, with the dew point (an underscored name) for the
+# temperature, one-hot seasons, calendar features, the closed-day rule, slices and excludes.
+CITY = replace(
+    SPEC_TYPES_CITY,
+    columns=tuple(
+        Column("dew_point_temperature", "float", raw_name="Dew point temperature(C)", min=-50, max=40)
+        if c.name == "temperature" else replace(c, encoding="onehot") if c.name == "seasons" else c
+        for c in SPEC_TYPES_CITY.columns),
     calendar=("weekday", "month"),
     conditional_rules=(ConditionalRule("closed_means_no_rentals", when=("functioning_day", False),
                                        then=("rented_bike_count", "==", 0)),),
