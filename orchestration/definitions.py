@@ -66,7 +66,7 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
             dg.ScheduleDefinition(name=f"weekly_{spec.name}_retrain", job=retrain, cron_schedule="0 3 * * 1"),
         ],
         sensors=[
-            build_landing_sensor(spec, ingest),
+            build_landing_sensor(spec, daily, ingest),
             build_retrain_sensor(spec, retrain, policy),
             build_labels_sensor(spec, performance),
             build_alert_sensor(spec, policy),

@@ -94,12 +94,13 @@ class Simulation:
         storage_from_url(self.resources["landing"].url).write_bytes(raw.name, content)
 
     def sensor_runs(self, sensor_name: str, job: str) -> None:
-        """Tick a sensor and run what it requests, one partition per run, as the daemon would."""
+        """Tick a sensor and run what it requests (in `job` unless the request names its own), one
+        partition per run, as the daemon would."""
         for request in self.tick(sensor_name).run_requests:
             if request.run_key not in self.run_keys:  # the daemon launches a run key once
                 self.run_keys.add(request.run_key)
                 tags = {k: v for k, v in request.tags.items() if k != "dagster/partition"}  # run() sets the range
-                self.run(job, first=request.partition_key, tags=tags)
+                self.run(request.job_name or job, first=request.partition_key, tags=tags)
 
     def day(self, day: str) -> bool:
         name = self.spec.name

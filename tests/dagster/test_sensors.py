@@ -3,6 +3,7 @@
 import json
 
 import dagster as dg
+import polars as pl
 
 from ml.retrain_policy import RetrainPolicy
 from orchestration.definitions import build_use_case
@@ -73,3 +74,35 @@ def test_refused_retrains_are_retried_while_degradation_lasts_and_escalated_once
     assert len(json.loads(requests[1].tags["retrain/evidence"])["refusals"]) == 1
     state = json.loads(cursor)["state"]
     assert state["escalated"] and len(state["refusals"]) >= 2
+
+
+def test_landing_sensor_scores_new_days_and_only_reingests_scored_ones(spec, tmp_path):
+    """A late file must still be scored (daily job), but a day already scored is never rescored by a
+    later model when its labels land (ingest job); with no champion yet, days are ingested only."""
+    from assets.common import table_key
+    from assets.training import model_name
+    from orchestration.sensors import build_landing_sensor
+    from resources.mlflow_tracking import CHAMPION, MlflowResource
+    from resources.sources import LandingSource
+
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
+    for day in ("2011-06-01", "2011-06-02"):
+        (landing_dir / spec.file_name(day)).write_text("dteday\n")  # contents are never read on a tick
+    storage = LocalStorage(root=str(tmp_path / "lake"))
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "art"))
+    jobs = {j.name: j for j in build_use_case(spec).jobs}
+    sensor = build_landing_sensor(spec, jobs["daily_rentals"], jobs["ingest_rentals"])
+
+    def requested() -> dict[str, str]:
+        resources = {"landing": LandingSource(url=str(landing_dir)), "storage": storage, "mlflow": mlflow}
+        with dg.build_sensor_context(resources=resources, instance=dg.DagsterInstance.ephemeral()) as context:
+            return {r.partition_key: r.job_name for r in sensor(context)}
+
+    assert requested() == {"2011-06-01": "ingest_rentals", "2011-06-02": "ingest_rentals"}
+    client = mlflow.client()
+    client.create_registered_model(model_name(spec))
+    version = client.create_model_version(model_name(spec), source=str(tmp_path / "art"))
+    client.set_registered_model_alias(model_name(spec), CHAMPION, version.version)
+    storage.write_parquet(table_key(spec, "predictions", "2011-06-01"), pl.DataFrame({"cnt": [1.0]}))
+    assert requested() == {"2011-06-01": "ingest_rentals", "2011-06-02": "daily_rentals"}

@@ -6,6 +6,7 @@ import pytest
 from assets.common import raw_pointer_key, table_key
 from orchestration.sensors import build_landing_sensor
 from orchestration.definitions import build_use_case
+from resources.mlflow_tracking import MlflowResource
 from resources.sources import LandingSource
 from resources.storage import S3Storage
 from tests.dagster.helpers import materialize_days
@@ -30,19 +31,22 @@ def test_landing_on_s3_to_validated_on_s3(spec, june_first, s3_server, s3_bucket
 
 
 @pytest.mark.integration
-def test_landing_sensor_requests_one_run_per_landed_file(spec, june_first, s3_server, s3_bucket):
+def test_landing_sensor_requests_one_run_per_landed_file(spec, june_first, s3_server, s3_bucket, tmp_path):
     S3Storage(bucket=s3_bucket, prefix="in", endpoint_url=s3_server).write_bytes("rentals_2011-06-01.csv", june_first)
     S3Storage(bucket=s3_bucket, prefix="in", endpoint_url=s3_server).write_bytes("notes.txt", b"not data")
-    defs = build_use_case(spec)
-    sensor = build_landing_sensor(spec, defs.jobs[0])
+    jobs = {j.name: j for j in build_use_case(spec).jobs}
+    sensor = build_landing_sensor(spec, jobs["daily_rentals"], jobs["ingest_rentals"])
     landing = LandingSource(url=f"s3://{s3_bucket}/in", endpoint_url=s3_server)
-    with dg.build_sensor_context(resources={"landing": landing}) as context:
+    resources = {"landing": landing, "storage": S3Storage(bucket=s3_bucket, prefix="lake", endpoint_url=s3_server),
+                 "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                                          artifact_root=str(tmp_path / "artifacts"))}
+    with dg.build_sensor_context(resources=resources) as context:
         requests = list(sensor(context))
     assert [r.partition_key for r in requests] == ["2011-06-01"]
     assert requests[0].run_key.startswith("rentals_2011-06-01.csv:")
     # A corrected file (new content, new ETag) gets a new run key, so it is ingested again.
     S3Storage(bucket=s3_bucket, prefix="in", endpoint_url=s3_server).write_bytes("rentals_2011-06-01.csv",
                                                                                june_first + b"\n")
-    with dg.build_sensor_context(resources={"landing": landing}) as context:
+    with dg.build_sensor_context(resources=resources) as context:
         again = list(sensor(context))
     assert again[0].run_key != requests[0].run_key
