@@ -93,24 +93,31 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(name=champion_asset, deps=[evaluation_asset], owners=[OWNERS["serving"]], group_name="promotion",
               kinds={"mlflow"})
     def champion_model(context: dg.AssetExecutionContext, storage: Storage, mlflow: MlflowResource) -> dg.MaterializeResult:
-        """Move `champion` to the challenger — only if its stored evaluation says the gate passed."""
+        """Move `champion` to the challenger if its stored evaluation says the gate passed; otherwise
+        record the decision to keep the champion. A refusal is the gate working, not a failed run."""
         name = model_name(spec)
         challenger = mlflow.version_by_alias(name, CHALLENGER)
         if challenger is None:
             raise dg.Failure(f"no '{CHALLENGER}' version of {name}; nothing to promote")
         evidence = storage.read_json(evaluation_key(spec, challenger.version))
-        if not evidence["passed"]:
-            # The blocking gate check normally stops us before this; never promote without it.
-            raise dg.Failure(f"version {challenger.version} did not pass the gate; champion unchanged")
         previous = evidence["champion_version"]
+        if not evidence["passed"]:
+            # The challenger alias stays: it keeps scoring in shadow until a retrain replaces it.
+            reasons = [r["message"] for r in evidence["comparison"]["decision"]["rules"] if not r["passed"]]
+            return dg.MaterializeResult(metadata={
+                "decision": f"kept v{previous}" if previous else "no champion",
+                "champion_version": previous or "none", "refused_version": challenger.version,
+                "refusal": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons)),
+                "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+            })
         mlflow.set_alias(name, CHAMPION, challenger.version, {
             "promoted_at": datetime.now(timezone.utc).isoformat(), "previous": previous,
             "dagster_run_id": context.run.run_id, "evidence": storage.uri(evaluation_key(spec, challenger.version)),
         })
         mlflow.client().delete_registered_model_alias(name, CHALLENGER)
         return dg.MaterializeResult(metadata={
-            "champion_version": challenger.version, "previous_champion": previous or "none",
-            "challenger_mae": evidence["comparison"]["challenger"]["mae"],
+            "decision": f"promoted v{challenger.version}", "champion_version": challenger.version,
+            "previous_champion": previous or "none", "challenger_mae": evidence["comparison"]["challenger"]["mae"],
             "evidence": storage.uri(evaluation_key(spec, challenger.version)),
         })
 
@@ -118,14 +125,15 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
 
 
 def build_promotion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset=spec.asset("model_evaluation"), name="promotion_gate", blocking=True,
-                    description="Stops promotion unless the challenger passed every gate rule.")
+    @dg.asset_check(asset=spec.asset("model_evaluation"), name="promotion_gate",
+                    description="Whether the challenger passed every gate rule. A refusal is a WARN (the gate "
+                                "deciding, not a fault): the champion asset records it and keeps the champion.")
     def promotion_gate(storage: Storage, mlflow: MlflowResource) -> dg.AssetCheckResult:
         challenger = mlflow.version_by_alias(model_name(spec), CHALLENGER)
         evidence = storage.read_json(evaluation_key(spec, challenger.version))
         failed = [r for r in evidence["comparison"]["decision"]["rules"] if not r["passed"]]
         return dg.AssetCheckResult(
-            passed=evidence["passed"],
+            passed=evidence["passed"], severity=dg.AssetCheckSeverity.WARN,
             description="; ".join(r["message"] for r in failed) or "every gate rule passed",
             metadata={"challenger_version": challenger.version, "failed_rules": ", ".join(r["rule"] for r in failed)},
         )

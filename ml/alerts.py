@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 class Signal:
     partition: str  # the day; "run <id>" for signals of un-partitioned runs, so a run groups its own
     asset: str
-    kind: str  # contract_breach, freshness, run_failure, check_failed, drift, performance
+    kind: str  # contract_breach, freshness, run_failure, check_failed, drift, performance, gate_refused
     detail: str
     features: tuple[str, ...] = ()
 
@@ -48,7 +48,7 @@ class Alert:
 
 # Kinds in causal order, and which kinds a later kind is a symptom of when both hit one partition:
 # a performance drop on a day whose inputs drifted is the drift's consequence, not news.
-KINDS = ("contract_breach", "freshness", "check_failed", "run_failure", "drift", "performance")
+KINDS = ("contract_breach", "freshness", "check_failed", "run_failure", "drift", "performance", "gate_refused")
 SYMPTOM_OF = {"performance": {"drift"}, "run_failure": {"check_failed", "contract_breach", "freshness"}}
 
 

@@ -112,6 +112,7 @@ def recent_flags(spec: UseCaseSpec, storage: Storage, stage: str, day: str, n: i
 
 def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy) -> list[Signal]:
     quarantined, drift, perf = (f"quarantined_{spec.name}", spec.asset("drift_report"), spec.asset("performance_report"))
+    champion, evaluation = spec.asset("champion_model"), spec.asset("model_evaluation")
     out = []
     for record in records:
         event = record.event_log_entry.dagster_event
@@ -130,7 +131,13 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             m = event.step_materialization_data.materialization
             asset, day = m.asset_key.to_user_string(), m.partition
-            if asset == quarantined and m.metadata["dagster/row_count"].value:
+            if asset == champion and "refused_version" in m.metadata:
+                # The gate's refusal, sent once to the training owner, in the run that made it.
+                reasons = m.metadata["refusal"].value.replace("\n", "; ").replace("- ", "")
+                out.append(Signal(f"run {record.event_log_entry.run_id[:8]}", evaluation, "gate_refused",
+                                  f"challenger v{m.metadata['refused_version'].value} refused, "
+                                  f"{m.metadata['decision'].value}: {reasons}"))
+            elif asset == quarantined and m.metadata["dagster/row_count"].value:
                 n = m.metadata["dagster/row_count"].value
                 out.append(Signal(day, f"raw_{spec.name}", "contract_breach", f"{n} rows quarantined"))
             elif asset == drift and storage.exists(f"{spec.name}/drift/{day}.json"):

@@ -97,8 +97,16 @@ def test_a_model_trained_on_shuffled_labels_is_refused_by_the_gate(sim):
     )
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     assert not gate.passed and "overall_mae_improvement" in gate.metadata["failed_rules"].value
-    assert version(sim, CHAMPION) == "1"
-    assert "rental_champion_model" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert gate.severity == dg.AssetCheckSeverity.WARN
+    # A refusal is a decision: the run is green, the champion asset records "kept v1", the challenger
+    # stays in shadow, and the alert sensor sends one alert saying so to the training owner.
+    assert result.success and version(sim, CHAMPION) == "1" and version(sim, CHALLENGER) == bad_version
+    decision = metadata(result, "rental_champion_model")
+    assert decision["decision"] == "kept v1" and decision["refused_version"] == bad_version
+    assert "overall_mae_improvement" in decision["refusal"] or "MAE" in decision["refusal"]
+    sent = json.loads(sim.tick("rentals_alert_sensor").cursor)["sent"]
+    assert [a for a in sent if a.startswith(f"run {result.run_id[:8]}|")] == [
+        f"run {result.run_id[:8]}|rental_model_evaluation|gate_refused"]
     evidence = sim.storage.read_json(f"rentals/evaluations/challenger-v{bad_version}.json")
     assert evidence["passed"] is False and evidence["champion_version"] == "1"
     assert evidence["comparison"]["challenger"]["mae"] > 1.5 * evidence["comparison"]["champion"]["mae"]
