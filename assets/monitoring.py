@@ -12,7 +12,7 @@ from assets.common import OWNERS, daily_partitions, markdown_table, table_key, t
 from assets.features import load_days
 from assets.training import LOSS_ESTIMATOR_ARTIFACT, load_training_set, model_name
 from ml.baselines import seasonal_naive
-from ml.performance_estimate import LossEstimator
+from ml.performance_estimate import LabelFeedback, LossEstimator
 from ml.drift.reference import ReferenceStats
 from ml.drift.report import render_psi_png
 from ml.features import feature_matrix
@@ -44,6 +44,22 @@ def scored_day(spec: UseCaseSpec, storage: Storage, day: str) -> pl.DataFrame:
     features = storage.read_parquet(table_key(spec, "features", day))
     predictions = storage.read_parquet(table_key(spec, "predictions", day))
     return features.join(predictions.select(*spec.key, PREDICTION, "model_version"), on=list(spec.key))
+
+
+def labelled_history(spec: UseCaseSpec, storage: Storage, day: str, version: str,
+                     look_back_days: int = 60) -> tuple[list[float], list[float]]:
+    """Realized and uncorrected estimated MAE of `version`'s labelled days before `day`, oldest first
+    (days whose labels are still pending have no performance report and are passed over)."""
+    realized, estimated = [], []
+    for i in range(look_back_days, 0, -1):
+        earlier = (date.fromisoformat(day) - timedelta(days=i)).isoformat()
+        perf_key, drift_key = f"{spec.name}/performance/{earlier}.json", f"{spec.name}/drift/{earlier}.json"
+        if storage.exists(perf_key) and storage.exists(drift_key):
+            perf, drift = storage.read_json(perf_key), storage.read_json(drift_key)
+            if perf["model_version"] == version:
+                realized.append(perf["mae"])
+                estimated.append(drift.get("estimated_mae_dle", drift["estimated_mae"]))
+    return realized, estimated
 
 
 def png_markdown(png: bytes, alt: str) -> str:
@@ -125,7 +141,8 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             # Outputs of an earlier champion say nothing about this model's reference.
             report = window_drift(spec, stats, features, scored.filter(pl.col("model_version") == version))
             estimate = estimated_performance(spec, LossEstimator.from_dict(reference["loss_estimator"]), today,
-                                             reference["holdout_mae"])
+                                             reference["holdout_mae"],
+                                             LabelFeedback(), *labelled_history(spec, storage, day, version))
             storage.write_json(f"{spec.name}/drift/{day}.json", {
                 "day": day, "window": f"{window[0]}..{day}", "model_version": version, "drifted": report.drifted,
                 **estimate,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -10,7 +12,7 @@ from ml.drift.reference import ReferenceStats
 from ml.drift.report import DriftReport, compare
 from ml.evaluation import business_impact, metrics_by_slice, regression_metrics
 from ml.features import feature_matrix
-from ml.performance_estimate import LossEstimator, estimate_daily
+from ml.performance_estimate import LabelFeedback, LossEstimator, estimate_daily
 from ml.spec import UseCaseSpec
 
 PREDICTION = "prediction"
@@ -49,15 +51,19 @@ def window_drift(spec: UseCaseSpec, stats: ReferenceStats, features: pl.DataFram
     return DriftReport(inputs.columns + outputs.columns, inputs.drift_share, features.height, stats.threshold_rule)
 
 
-def estimated_performance(spec: UseCaseSpec, estimator: LossEstimator, scored: pl.DataFrame,
-                          baseline_mae: float) -> dict:
-    """The label-free estimate of a day's MAE (with its interval) from features and predictions only."""
+def estimated_performance(spec: UseCaseSpec, estimator: LossEstimator, scored: pl.DataFrame, baseline_mae: float,
+                          feedback: LabelFeedback | None = None, realized: Sequence[float] = (),
+                          estimated: Sequence[float] = ()) -> dict:
+    """The label-free estimate of a day's MAE (with its interval) from features and predictions, corrected
+    by `feedback` from the serving model's labelled days (`realized` and uncorrected `estimated` MAE)."""
     est = estimate_daily(estimator, feature_matrix(spec, scored), scored[PREDICTION].to_numpy(),
                          scored[spec.event_date].to_numpy())
     mae, low, high = (float(est[c].mean()) for c in ("estimated_mae", "low", "high"))
-    return {"estimated_mae": mae, "estimated_low": low, "estimated_high": high,
-            "estimated_mae_ratio": mae / baseline_mae if baseline_mae else float("nan"),
-            "estimate_level": estimator.level}
+    scale, days = feedback.scale(realized, estimated) if feedback else (1.0, 0)
+    return {"estimated_mae": mae * scale, "estimated_low": low * scale, "estimated_high": high * scale,
+            "estimated_mae_ratio": mae * scale / baseline_mae if baseline_mae else float("nan"),
+            "estimate_level": estimator.level, "estimated_mae_dle": mae, "label_feedback_scale": scale,
+            "label_feedback_days": days}
 
 
 def day_performance(spec: UseCaseSpec, scored: pl.DataFrame, baseline_mae: float,

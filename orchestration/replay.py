@@ -68,20 +68,26 @@ def day_line(spec: UseCaseSpec, storage: LocalStorage, day: str, sim: Simulation
 
 
 def estimate_accuracy(spec: UseCaseSpec, storage: LocalStorage, days: list[str]) -> dict:
-    """Label-free estimate against the realized daily MAE: median |est - real| / real, correlation, coverage."""
+    """Label-free estimate against the realized daily MAE: median |est - real| / real, correlation, coverage;
+    and the same for the DLE estimate before the label feedback corrected it."""
     rows = []
     for d in days:
         perf_key = f"{spec.name}/performance/{d}.json"
         if storage.exists(perf_key):
             drift = storage.read_json(f"{spec.name}/drift/{d}.json")
             rows.append((drift["estimated_mae"], drift["estimated_low"], drift["estimated_high"],
-                         storage.read_json(perf_key)["mae"]))
+                         drift["estimated_mae_dle"], storage.read_json(perf_key)["mae"]))
     if not rows:
         return {"days": 0}
-    est, low, high, real = np.array(rows).T
-    return {"days": len(rows), "median_abs_rel_error": round(float(np.median(np.abs(est - real) / real)), 3),
-            "correlation": round(float(np.corrcoef(est, real)[0, 1]), 3),
-            "interval_coverage": round(float(np.mean((real >= low) & (real <= high))), 3)}
+    est, low, high, dle, real = np.array(rows).T
+
+    def accuracy(e: np.ndarray) -> dict:
+        return {"median_abs_rel_error": round(float(np.median(np.abs(e - real) / real)), 3),
+                "correlation": round(float(np.corrcoef(e, real)[0, 1]), 3)}
+
+    return {"days": len(rows), **accuracy(est),
+            "interval_coverage": round(float(np.mean((real >= low) & (real <= high))), 3),
+            "without_label_feedback": accuracy(dle)}
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from ml.performance_estimate import (
+    LabelFeedback,
     LossEstimator,
     daily_mae,
     day_folds,
@@ -152,3 +153,20 @@ def test_inputs_restrict_what_the_loss_model_sees(world):
     real = w["daily"]["mae"].to_numpy()
     # Without the storm level it cannot tell stormy days apart, so it tracks far worse.
     assert np.corrcoef(est, real)[0, 1] < 0.5
+
+
+def test_label_feedback_corrects_an_estimate_that_runs_low_and_ignores_one_outlier_day():
+    feedback = LabelFeedback(max_days=5, min_days=3)
+    realized = [12.0, 11.0, 13.0, 12.0, 60.0]  # the last labelled day a storm
+    estimated = [10.0, 10.0, 10.0, 10.0, 10.0]
+    scale, days = feedback.scale(realized, estimated)
+    assert days == 5 and scale == pytest.approx(1.2)  # the median ratio: the storm does not move it
+
+
+def test_label_feedback_waits_for_enough_labelled_days_and_uses_only_the_latest():
+    feedback = LabelFeedback(max_days=3, min_days=3)
+    assert feedback.scale([20.0, 20.0], [10.0, 10.0]) == (1.0, 2)
+    assert feedback.scale([], []) == (1.0, 0)
+    # Old days (ratio 3) fall out of the window; a NaN day in it is not counted.
+    assert feedback.scale([30.0, 30.0, 11.0, 9.0, 10.0], [10.0] * 5) == (pytest.approx(1.0), 3)
+    assert feedback.scale([30.0, 30.0, 11.0, float("nan"), 9.0], [10.0] * 5) == (1.0, 2)
