@@ -10,7 +10,7 @@ import polars as pl
 
 from assets.common import OWNERS, daily_partitions, markdown_table, table_key, table_metadata
 from assets.features import load_days
-from assets.training import LOSS_ESTIMATOR_ARTIFACT, load_training_set, model_name
+from assets.training import LOSS_ESTIMATOR_ARTIFACT, candidate_version, model_name, version_training_set
 from ml.baselines import seasonal_naive
 from ml.performance_estimate import LabelFeedback, LossEstimator
 from ml.drift.reference import ReferenceStats
@@ -74,10 +74,8 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
               owners=[OWNERS["monitoring"]], group_name="monitoring", kinds={"numpy"})
     def reference(context: dg.AssetExecutionContext, storage: Storage, mlflow: MlflowResource) -> dg.MaterializeResult:
         """Sketched once per model version from its training window, so daily checks never rescan it."""
-        version = mlflow.version_by_alias(name, CHALLENGER)
-        if version is None:
-            raise dg.Failure(f"no '{CHALLENGER}' version of {name}")
-        _, frame = load_training_set(spec, storage)
+        version = candidate_version(context, spec, storage, mlflow)
+        _, frame = version_training_set(spec, storage, mlflow, version)
         model = onnx_model(mlflow, name, version.version)
         scored = frame.with_columns(pl.Series(PREDICTION, clip_counts(model.predict(feature_matrix(spec, frame)))))
         stats = reference_statistics(spec, scored)

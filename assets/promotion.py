@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common import OWNERS
-from assets.training import JUDGED_MODEL_ARTIFACT, load_training_set, model_name
+from assets.training import JUDGED_MODEL_ARTIFACT, candidate_version, model_name, version_training_set
 from ml.baselines import seasonal_naive
 from ml.comparison import compare
 from ml.features import feature_matrix
@@ -51,11 +51,9 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                          mlflow: MlflowResource) -> dg.MaterializeResult:
         """Challenger and champion scored from ONNX on the same, most recent hold-out; the gate decides."""
         name = model_name(spec)
-        challenger = mlflow.version_by_alias(name, CHALLENGER)
-        if challenger is None:
-            raise dg.Failure(f"no '{CHALLENGER}' version of {name} to evaluate")
+        challenger = candidate_version(context, spec, storage, mlflow)
         champion = mlflow.version_by_alias(name, CHAMPION)
-        pointer, frame = load_training_set(spec, storage)
+        pointer, frame = version_training_set(spec, storage, mlflow, challenger)
         holdout = frame.filter(pl.col("split") == "holdout")
         X = feature_matrix(spec, holdout)
         # Recipes are judged by their judged fits, each blind to the last hold-out days before its own
@@ -96,9 +94,7 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         """Move `champion` to the challenger if its stored evaluation says the gate passed; otherwise
         record the decision to keep the champion. A refusal is the gate working, not a failed run."""
         name = model_name(spec)
-        challenger = mlflow.version_by_alias(name, CHALLENGER)
-        if challenger is None:
-            raise dg.Failure(f"no '{CHALLENGER}' version of {name}; nothing to promote")
+        challenger = candidate_version(context, spec, storage, mlflow)
         evidence = storage.read_json(evaluation_key(spec, challenger.version))
         previous = evidence["champion_version"]
         if not evidence["passed"]:
@@ -114,7 +110,9 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "promoted_at": datetime.now(timezone.utc).isoformat(), "previous": previous,
             "dagster_run_id": context.run.run_id, "evidence": storage.uri(evaluation_key(spec, challenger.version)),
         })
-        mlflow.client().delete_registered_model_alias(name, CHALLENGER)
+        current = mlflow.version_by_alias(name, CHALLENGER)
+        if current is not None and current.version == challenger.version:  # a newer retrain's challenger stays
+            mlflow.client().delete_registered_model_alias(name, CHALLENGER)
         return dg.MaterializeResult(metadata={
             "decision": f"promoted v{challenger.version}", "champion_version": challenger.version,
             "previous_champion": previous or "none", "challenger_mae": evidence["comparison"]["challenger"]["mae"],
@@ -128,8 +126,9 @@ def build_promotion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset=spec.asset("model_evaluation"), name="promotion_gate",
                     description="Whether the challenger passed every gate rule. A refusal is a WARN (the gate "
                                 "deciding, not a fault): the champion asset records it and keeps the champion.")
-    def promotion_gate(storage: Storage, mlflow: MlflowResource) -> dg.AssetCheckResult:
-        challenger = mlflow.version_by_alias(model_name(spec), CHALLENGER)
+    def promotion_gate(context: dg.AssetCheckExecutionContext, storage: Storage,
+                       mlflow: MlflowResource) -> dg.AssetCheckResult:
+        challenger = candidate_version(context, spec, storage, mlflow)
         evidence = storage.read_json(evaluation_key(spec, challenger.version))
         failed = [r for r in evidence["comparison"]["decision"]["rules"] if not r["passed"]]
         return dg.AssetCheckResult(

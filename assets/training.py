@@ -12,7 +12,7 @@ from ml.spec import UseCaseSpec
 from ml.training import train_candidate
 from ml.training_set import Window, snapshot_digest, split_by_time
 from resources.checkpoints import StorageCheckpoints
-from resources.mlflow_tracking import CHALLENGER, MlflowResource
+from resources.mlflow_tracking import CHALLENGER, MlflowResource, RegisteredVersion, code_version
 from resources.storage import Storage
 
 
@@ -31,23 +31,57 @@ class CandidateConfig(dg.Config):
     tune_timeout_s: float = 120.0
     seed: int = 0
     recency_half_life_days: float = 0.0  # > 0 weights each row 0.5 ** (age / half-life) (trees family)
+    force: bool = False  # train even if this recipe was already registered on these data (e.g. to test reproducibility)
 
 
 JUDGED_MODEL_ARTIFACT = "judged_model.onnx"  # the fit the gate judges; the registered version is the refit
 LOSS_ESTIMATOR_ARTIFACT = "loss_estimator.json"
+TRAINING_SET_TAG = "training_set"  # the version's training-set pointer in the lake
+RECIPE_TAG = "recipe"  # digest of data, candidate configuration and code: equal recipes give equal models
 
 
-def training_set_pointer(spec: UseCaseSpec) -> str:
-    return f"{spec.name}/training_sets/current.json"
+def retrain_id(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
+    """A retrain's identity: its run's root, so a re-execution of a failed retrain continues it."""
+    run = context.run
+    return run.root_run_id or run.run_id
 
 
-def load_training_set(spec: UseCaseSpec, storage: Storage) -> tuple[dict, pl.DataFrame]:
-    pointer = storage.read_json(training_set_pointer(spec))
+def retrain_key(spec: UseCaseSpec, retrain: str, what: str) -> str:
+    """What one retrain hands from step to step (`training_set`, `candidate`), never shared between runs:
+    two retrains at once each read their own."""
+    return f"{spec.name}/retrains/{retrain}/{what}.json"
+
+
+def load_training_set(spec: UseCaseSpec, storage: Storage, pointer_key: str) -> tuple[dict, pl.DataFrame]:
+    pointer = storage.read_json(pointer_key)
     return pointer, storage.read_parquet(pointer["key"])
 
 
 def model_name(spec: UseCaseSpec) -> str:
     return spec.asset("model")
+
+
+def candidate_version(context, spec: UseCaseSpec, storage: Storage, mlflow: MlflowResource) -> RegisteredVersion:
+    """The version this retrain registered; a step run on its own (e.g. the gate re-run from the UI)
+    acts on the current `challenger`."""
+    record = retrain_key(spec, retrain_id(context), "candidate")
+    if storage.exists(record):
+        found = storage.read_json(record)
+        return RegisteredVersion(str(found["version"]), found["run_id"])
+    challenger = mlflow.version_by_alias(model_name(spec), CHALLENGER)
+    if challenger is None:
+        raise dg.Failure(f"no candidate in retrain {retrain_id(context)} and no '{CHALLENGER}' of {model_name(spec)}")
+    return challenger
+
+
+def version_training_set(spec: UseCaseSpec, storage: Storage, mlflow: MlflowResource,
+                         version: RegisteredVersion) -> tuple[dict, pl.DataFrame]:
+    """The training set a version was fit on, named by the version's own tag."""
+    tags = mlflow.client().get_model_version(model_name(spec), version.version).tags
+    if TRAINING_SET_TAG not in tags:
+        raise dg.Failure(f"{model_name(spec)} v{version.version} has no '{TRAINING_SET_TAG}' tag: registered "
+                         "before training sets were named per version; retrain to evaluate it")
+    return load_training_set(spec, storage, tags[TRAINING_SET_TAG])
 
 
 def latest_day(spec: UseCaseSpec, storage: Storage, stage: str) -> str | None:
@@ -75,10 +109,13 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         key = f"{spec.name}/training_sets/{digest[:16]}.parquet"
         storage.write_parquet(key, frame)
         sizes = dict(frame.group_by("split").len().iter_rows())
-        storage.write_json(training_set_pointer(spec), {
+        # Content-addressed like the data, so the version trained on it can name it for good.
+        pointer_key = key.removesuffix(".parquet") + ".json"
+        storage.write_json(pointer_key, {
             "key": key, "digest": digest, "cutoff": cutoff, "first_day": window.first_day.isoformat(),
             "last_day": window.day_keys()[-1], "rows": sizes, "missing_days": missing,
         })
+        storage.write_json(retrain_key(spec, retrain_id(context), "training_set"), {"pointer": pointer_key})
         return dg.MaterializeResult(metadata={
             **table_metadata(frame), "digest": digest, "partitions": f"{window.first_day} .. {window.day_keys()[-1]}",
             "cutoff": cutoff, **{f"rows_{k}": v for k, v in sizes.items()},
@@ -92,10 +129,30 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         """Train, export to ONNX, prove parity, register in MLflow and mark as `challenger`."""
         import mlflow as mlf
 
-        pointer, frame = load_training_set(spec, storage)
+        retrain = retrain_id(context)
+        record = retrain_key(spec, retrain, "training_set")
+        if not storage.exists(record):
+            raise dg.Failure(f"retrain {retrain} has no training set ({storage.uri(record)}): materialize "
+                             f"{training_set_key} in the same run")
+        pointer_key = storage.read_json(record)["pointer"]
+        pointer, frame = load_training_set(spec, storage, pointer_key)
         params = json.loads(config.params_json)
+        recipe = hashlib.sha256(json.dumps([pointer["digest"], config.model_dump(exclude={"force"}), code_version()],
+                                           sort_keys=True).encode()).hexdigest()[:16]
         tags = {"data_digest": pointer["digest"], "partitions": f"{pointer['first_day']}..{pointer['last_day']}",
-                "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run.run_id}
+                "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run.run_id,
+                "retrain": retrain, TRAINING_SET_TAG: pointer_key, RECIPE_TAG: recipe}
+        same = mlflow.client().search_model_versions(f"name = '{model_name(spec)}' and tags.{RECIPE_TAG} = '{recipe}'")
+        if same and not config.force:
+            # Idempotent: the same data, configuration and code were already trained and registered.
+            found = str(min(int(mv.version) for mv in same))
+            run_id = next(mv.run_id for mv in same if str(mv.version) == found)
+            storage.write_json(retrain_key(spec, retrain, "candidate"), {"version": found, "run_id": run_id})
+            mlflow.set_alias(model_name(spec), CHALLENGER, found, {"run": context.run.run_id})
+            return dg.MaterializeResult(metadata={
+                "model_version": found, "reused": True, "recipe": recipe, "data_digest": pointer["digest"],
+                "mlflow_run": mlflow.run_url(run_id),
+            })
         with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags, experiment=spec.name) as run:
             def log_trial(number: int, trial_params: dict, value: float) -> None:
                 with mlflow.start_run(f"trial-{number}", tags={"trial": str(number)}, nested=True):
@@ -128,6 +185,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                     f"{pointer['last_day']} (this version)")
             version = mlflow.log_onnx_model(model_name(spec), result.onnx_bytes, result.input_example,
                                             tags={**tags, "run_id": run.info.run_id, "fits": fits})
+            storage.write_json(retrain_key(spec, retrain, "candidate"), {"version": version, "run_id": run.info.run_id})
             mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run.run_id})
         importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})
         return dg.MaterializeResult(metadata={
@@ -142,7 +200,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "latency_ms_per_1k": result.latency_ms_per_1k,
             "model_size_bytes": result.size_bytes,
             "feature_importance": markdown_table(importance.sort("mae_increase", descending=True), 30),
-            "data_digest": pointer["digest"],
+            "data_digest": pointer["digest"], "reused": False, "recipe": recipe,
         })
 
     return [training_set, candidate_model]

@@ -39,8 +39,9 @@ def use_case_source(spec: UseCaseSpec) -> UseCaseSource:
 def build_resources(specs: list[UseCaseSpec] | None = None) -> dict:
     """The resources of a code location serving `specs` (default: every registered use case).
 
-    Storage and MLflow keep plain values: the demo's simulation also calls them outside a run, where a
-    `dg.EnvVar` would not be resolved."""
+    Secrets (the MLflow URI, which may carry a password; the webhook URL, which carries a token) are
+    `dg.EnvVar`s, so only the variable's name enters job snapshots and the UI; the MLflow resource
+    reads its EnvVar itself when the simulation calls it outside a run. Storage keeps plain values."""
     endpoint = os.getenv("AWS_ENDPOINT_URL")
     storage = (
         S3Storage(bucket=dg.EnvVar("LAKE_S3_BUCKET"), prefix=os.getenv("LAKE_S3_PREFIX", "lake"), endpoint_url=endpoint)
@@ -50,9 +51,9 @@ def build_resources(specs: list[UseCaseSpec] | None = None) -> dict:
     sources = UseCaseSources(use_cases={s.name: use_case_source(s) for s in (specs or USE_CASES.values())},
                              endpoint_url=env("AWS_ENDPOINT_URL", None))
     mlflow = MlflowResource(
-        tracking_uri=os.getenv("MLFLOW_TRACKING_URI", "sqlite:///var/mlflow/mlflow.db"),
+        tracking_uri=env("MLFLOW_TRACKING_URI", "sqlite:///var/mlflow/mlflow.db"),
         artifact_root=os.getenv("MLFLOW_ARTIFACT_ROOT", "var/mlflow/artifacts"),
     )
-    alerts = AlertSink(kind=os.getenv("ALERT_SINK", "log"), webhook_url=os.getenv("ALERT_WEBHOOK_URL", ""),
+    alerts = AlertSink(kind=os.getenv("ALERT_SINK", "log"), webhook_url=env("ALERT_WEBHOOK_URL", ""),
                        smtp_host=os.getenv("ALERT_SMTP_HOST", "localhost"), email_to=os.getenv("ALERT_EMAIL_TO", ""))
     return {"storage": storage, "source": sources, "landing": sources, "mlflow": mlflow, "alert_sink": alerts}

@@ -1,20 +1,31 @@
 """MLflow tracking and registry as a Dagster resource (not the legacy dagster-mlflow resource).
 
 The embedded default is a local SQLite store with artifacts in a local folder; production points
-MLFLOW_TRACKING_URI at a tracking server (PostgreSQL backend, S3 artifacts). Models are registered
-as ONNX: the registry holds exactly what serving loads, never a pickle.
+MLFLOW_TRACKING_URI at a tracking server (PostgreSQL backend, S3 artifacts served through the server,
+so Dagster's workers need no credentials for the model bucket). Models are registered as ONNX: the
+registry holds exactly what serving loads, never a pickle.
+
+A server's URI may carry credentials (`https://user:password@host`). MLflow itself would then print
+them ("View run ... at"), and put them in the message of every failed request ("API request to
+https://user:password@host/api/... failed"), which Dagster stores in its event log. So the resource
+hands MLflow the URI without them and passes them through MLflow's own MLFLOW_TRACKING_USERNAME /
+MLFLOW_TRACKING_PASSWORD (setting those directly, or MLFLOW_TRACKING_TOKEN, works too); and anything it
+returns for display goes through `redact_uri`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
+from pydantic import Field
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -34,6 +45,41 @@ def code_version() -> str:
         return "unknown"
 
 
+# `scheme://user:password@` (the userinfo runs to the last "@" before the path, so an unencoded "@"
+# in a password is still removed) and the values of query parameters that name a secret.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:[^=&;#\s]*(?:pass|pwd|token|secret|signature|credential|api[_-]?key|access[_-]?key)[^=&;#\s]*"
+    r"|sig)=)[^&;#\s]*", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact_uri(uri: str) -> str:
+    """`uri` (or a text holding URIs) fit for logs, metadata and UIs: `user:password@` is dropped and
+    secret-looking query values (`?password=`, `?token=`, `X-Amz-Signature=`, ...) become `***`."""
+    return _SECRET_PARAM.sub(rf"\1{REDACTED}", _USERINFO.sub(r"\1", uri))
+
+
+def _resolved(value: str) -> str:
+    """A field's value; a `dg.EnvVar` read now (Dagster resolves it inside runs, not in direct calls)."""
+    return value.get_value("") if isinstance(value, dg.EnvVar) else value
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """`(uri without user:password@, user, password)` of an http(s) URI, percent-decoded; other URIs
+    (a database's, whose driver needs them) are returned whole, with no credentials."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return uri, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), unquote(user), unquote(password)
+
+
+def _has_scheme(location: str) -> bool:
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", location) is not None  # "C:" is a drive, not a scheme
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """A registry version as the pipeline uses it; versions are strings everywhere (tags, keys, JSON)."""
@@ -43,24 +89,50 @@ class RegisteredVersion:
 
 
 class MlflowResource(dg.ConfigurableResource):
-    tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
-    artifact_root: str = "var/mlflow/artifacts"
+    tracking_uri: str = Field(
+        default="sqlite:///var/mlflow/mlflow.db",
+        description="Tracking and registry store: a local `sqlite:///` file or a server's `http(s)://` URL. "
+                    "Pass a secret-bearing URI as a dg.EnvVar, so its value never enters the definitions.")
+    artifact_root: str = Field(
+        default="var/mlflow/artifacts",
+        description="Artifact location of new experiments: a URI (`s3://...`, `mlflow-artifacts:/...`) is used "
+                    "as is; a local folder only with a local store (a server keeps its own default), or '' "
+                    "for the store's default.")
     experiment: str = "default"  # runs of a use case go to the experiment named after it
 
-    def _artifact_location(self) -> str:
-        if "://" in self.artifact_root:
-            return self.artifact_root
-        return Path(self.artifact_root).resolve().as_uri()
+    @property
+    def uri(self) -> str:
+        """The tracking URI in effect (credentials included: never display it, see `display_uri`)."""
+        return _resolved(self.tracking_uri)
+
+    @property
+    def display_uri(self) -> str:
+        return redact_uri(self.uri)
+
+    def _artifact_location(self) -> str | None:
+        """None lets the store choose: behind a server, `mlflow-artifacts:/<experiment id>`, which the
+        server proxies to its `--artifacts-destination`. A folder on this machine means nothing to a
+        server or to the other machines that read the registry, so it is only used with a local store."""
+        root = _resolved(self.artifact_root)
+        if _has_scheme(root):
+            return root
+        if not root or self.uri.split(":", 1)[0].lower() in ("http", "https", "databricks"):
+            return None
+        return Path(root).resolve().as_uri()
 
     def client(self):
+        """A client, with this store made MLflow's current one (for `mlflow.log_*` in the active run)."""
         import mlflow
         from mlflow import MlflowClient
 
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        return MlflowClient(self.tracking_uri, self.tracking_uri)
+        uri, user, password = split_credentials(self.uri)
+        if user is not None:  # MLflow sends them as basic auth on every request to the server
+            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
+        if uri.startswith("sqlite:///"):
+            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return MlflowClient(uri, uri)
 
     @contextmanager
     def start_run(self, run_name: str, tags: dict | None = None, nested: bool = False, experiment: str | None = None):
@@ -104,11 +176,13 @@ class MlflowResource(dg.ConfigurableResource):
         return RegisteredVersion(str(mv.version), mv.run_id)
 
     def set_alias(self, model_name: str, alias: str, version: str, evidence: dict) -> None:
-        """Move an alias and leave the evidence on the version, so the registry is the audit trail."""
+        """Leave the evidence on the version, then move the alias: the registry is the audit trail, and a
+        process killed in between leaves the alias where it was, never on a version without its evidence
+        (the registry has no transaction across calls; the alias move is the single commit point)."""
         client = self.client()
-        client.set_registered_model_alias(model_name, alias, version)
         for k, v in evidence.items():
             client.set_model_version_tag(model_name, version, f"{alias}.{k}", str(v)[:5000])
+        client.set_registered_model_alias(model_name, alias, version)
 
     def load_onnx(self, model_name: str, version: str) -> bytes:
         import mlflow
@@ -136,9 +210,10 @@ class MlflowResource(dg.ConfigurableResource):
                                                             dst_path=tmp)).read_bytes()
 
     def run_url(self, run_id: str) -> str:
-        """A link for asset metadata: the UI when a server is configured, the run id otherwise."""
+        """A link for asset metadata, never with credentials: the UI when MLFLOW_UI_URL is set, the run
+        id and store otherwise."""
         ui = os.getenv("MLFLOW_UI_URL")
         if ui:
             experiment = self.client().get_run(run_id).info.experiment_id
-            return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
-        return f"mlflow run {run_id} ({self.tracking_uri})"
+            return redact_uri(f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}")
+        return f"mlflow run {run_id} ({self.display_uri})"

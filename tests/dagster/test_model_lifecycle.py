@@ -7,7 +7,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from assets.training import JUDGED_MODEL_ARTIFACT, LOSS_ESTIMATOR_ARTIFACT, load_training_set, model_name
+from assets.training import (JUDGED_MODEL_ARTIFACT, LOSS_ESTIMATOR_ARTIFACT, TRAINING_SET_TAG, model_name,
+                             version_training_set)
 from ml.models import make_model
 from ml.onnx_scoring import OnnxModel
 from ml.performance_estimate import LossEstimator
@@ -70,24 +71,39 @@ def test_the_served_version_is_the_judged_recipe_refit_on_the_whole_window(sim):
     assert LossEstimator.from_dict(json.loads(sim.mlflow.load_run_artifact(mv.run_id, LOSS_ESTIMATOR_ARTIFACT)))
 
 
+def test_a_retrain_of_the_same_recipe_on_the_same_data_reports_the_existing_version(sim):
+    before = len(sim.mlflow.client().search_model_versions(f"name = '{model_name(sim.spec)}'"))
+    result = sim.run("retrain_rentals", run_config={"ops": {"rental_training_set": {"config": {"cutoff": "2011-04-01"}}}})
+    candidate = metadata(result, "rental_candidate_model")
+    assert result.success and candidate["reused"] is True and candidate["model_version"] == "1"
+    assert len(sim.mlflow.client().search_model_versions(f"name = '{model_name(sim.spec)}'")) == before
+    assert metadata(result, "rental_champion_model")["decision"] == "kept v1"
+
+
 def test_retraining_on_the_same_inputs_reproduces_the_metrics_and_is_not_promoted(sim):
-    sim.retrain("again", "2011-04-01", "reproducibility")
+    sim.run("retrain_rentals", run_config={"ops": {"rental_training_set": {"config": {"cutoff": "2011-04-01"}},
+                                                   "rental_candidate_model": {"config": {"force": True}}}})
     client = sim.mlflow.client()
     first = client.get_run(client.get_model_version(model_name(sim.spec), "1").run_id).data.metrics
     second = client.get_run(client.get_model_version(model_name(sim.spec), "2").run_id).data.metrics
     for k in ("train_mae", "validation_mae", "holdout_mae", "holdout_rmse"):
         assert second[k] == pytest.approx(first[k], rel=1e-9)
     # Equal is not better: the gate wants a 2% improvement, so the champion stays.
-    assert not sim.retrains[-1]["promoted"] and version(sim, CHAMPION) == "1"
+    assert version(sim, CHAMPION) == "1"
+
+
+def training_set_of(sim, alias):
+    return version_training_set(sim.spec, sim.storage, sim.mlflow, sim.mlflow.version_by_alias(model_name(sim.spec), alias))
 
 
 def test_a_model_trained_on_shuffled_labels_is_refused_by_the_gate(sim):
-    _, frame = load_training_set(sim.spec, sim.storage)
+    _, frame = training_set_of(sim, CHAMPION)
+    tags = {TRAINING_SET_TAG: sim.mlflow.client().get_model_version(model_name(sim.spec), "1").tags[TRAINING_SET_TAG]}
     (X, y), (Xv, yv) = xy(sim.spec, frame, "train"), xy(sim.spec, frame, "validation")
     bad = make_model("trees", {"seed": 1}).fit(X, np.random.default_rng(0).permutation(y), Xv, yv)
     with sim.mlflow.start_run("shuffled-labels", tags={"purpose": "gate test"}):
         sim.mlflow.log_bytes(bad.to_onnx(), JUDGED_MODEL_ARTIFACT)  # the fit the gate judges
-        bad_version = sim.mlflow.log_onnx_model(model_name(sim.spec), bad.to_onnx(), X[:5], {})
+        bad_version = sim.mlflow.log_onnx_model(model_name(sim.spec), bad.to_onnx(), X[:5], tags)
     sim.mlflow.set_alias(model_name(sim.spec), CHALLENGER, bad_version, {"purpose": "gate test"})
 
     result = dg.materialize(
@@ -136,6 +152,6 @@ def test_the_mlp_family_trains_checkpoints_and_registers_through_onnx(sim):
     checkpoints = [k for k in sim.storage.list_keys("rentals/checkpoints/") if k.endswith(".pt")]
     assert len(checkpoints) >= 1 and all("epoch-" in k for k in checkpoints)
     onnx = sim.mlflow.load_onnx(model_name(sim.spec), candidate["model_version"])
-    _, frame = load_training_set(sim.spec, sim.storage)
+    _, frame = training_set_of(sim, CHAMPION)
     X, _ = xy(sim.spec, frame, "holdout")
     assert OnnxModel(onnx).predict(X).shape == (X.shape[0],)
