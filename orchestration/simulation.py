@@ -1,6 +1,9 @@
 """A simulated clock for the daily graph: run a day, then tick the sensors, as the daemon would.
 
-Used by the replay command and by the tests, so both exercise the real jobs, sensors and resources.
+Used by the replay command and by the tests, so both exercise the real jobs, sensors and resources,
+and by `make demo` on the persistent instance: there the sensors' cursors live in the instance where
+the sensor daemon of workspace.yaml's code location reads them, and sensor-launched runs carry the
+daemon's run-key tags, so `make ui` continues from the demo instead of starting the sensors over.
 """
 
 import json
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from assets.training import model_name
 from ml.retrain_policy import RetrainPolicy
@@ -22,25 +26,124 @@ from ml.contract import withhold_labels
 from resources.storage import LocalStorage, storage_from_url
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKSPACE = ROOT / "workspace.yaml"
+
+
+class DaemonCursors:
+    """Sensor cursors kept in the instance, where the sensor daemon of `workspace`'s code location reads
+    and writes them: the rows `dagster sensor cursor --set -w workspace.yaml` writes.
+
+    A dict-like stand-in for the simulation's in-memory cursors. Dagster has no public API for a
+    sensor's stored state (InstigatorState / SensorInstigatorData, the workspace-file loader and the
+    remote origins are all in dagster._core), so every internal name stays in this class. The daemon
+    finds a sensor's state by its selector (location name, repository name, sensor name), so `make ui`
+    and `dg dev`, whose code server has another address each session, continue from these states.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, workspace: Path, repo: dg.RepositoryDefinition):
+        from dagster._core.remote_origin import RemoteRepositoryOrigin
+
+        self.instance, self.repo = instance, repo
+        self.repository = RemoteRepositoryOrigin(code_location_origin=self.location(workspace),
+                                                 repository_name=repo.name)
+
+    @staticmethod
+    def location(workspace: Path):
+        """The code location origin of `workspace`, read as the daemon reads the file (no code loaded)."""
+        from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+        locations = location_origins_from_yaml_paths([str(workspace)])
+        if len(locations) != 1:
+            raise ValueError(f"{workspace}: expected one code location, found {[o.location_name for o in locations]}")
+        return locations[0]
+
+    def _state(self, name: str):
+        from dagster._core.remote_origin import RemoteInstigatorOrigin
+
+        origin = RemoteInstigatorOrigin(repository_origin=self.repository, instigator_name=name)
+        return origin, self.instance.get_instigator_state(origin.get_id(), origin.get_selector().get_id())
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        _, state = self._state(name)
+        data = state.instigator_data if state else None
+        return data.cursor if data and data.cursor is not None else default
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.get(name)
+
+    def __setitem__(self, name: str, cursor: str | None) -> None:
+        from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, InstigatorType,
+                                                         SensorInstigatorData)
+
+        sensor = self.repo.get_sensor_def(name)
+        origin, state = self._state(name)
+        if state is None:  # created as the daemon creates it: running if the code says so, else stopped
+            status = (InstigatorStatus.DECLARED_IN_CODE if sensor.default_status == dg.DefaultSensorStatus.RUNNING
+                      else InstigatorStatus.STOPPED)
+            data = SensorInstigatorData(min_interval=sensor.minimum_interval_seconds, cursor=cursor,
+                                        sensor_type=sensor.sensor_type)
+            self.instance.add_instigator_state(InstigatorState(origin, InstigatorType.SENSOR, status, data))
+        else:  # the status (started or stopped in the UI) and the daemon's timestamps stay
+            data = state.instigator_data or SensorInstigatorData(min_interval=sensor.minimum_interval_seconds,
+                                                                 sensor_type=sensor.sensor_type)
+            self.instance.update_instigator_state(state.with_data(data._replace(cursor=cursor)))
+
+    def running(self, name: str) -> bool:
+        """Whether the daemon evaluates this sensor: started in the UI, or running by default and not stopped."""
+        from dagster._core.scheduler.instigation import InstigatorStatus
+
+        _, state = self._state(name)
+        by_default = self.repo.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+        if state is None:
+            return by_default
+        return (state.status == InstigatorStatus.RUNNING
+                or (state.status == InstigatorStatus.DECLARED_IN_CODE and by_default))
+
+    def reset(self) -> None:
+        """Every sensor of the location starts over (a fresh lake); whether it runs stays as it was."""
+        for sensor in self.repo.sensor_defs:
+            if self._state(sensor.name)[1] is not None:
+                self[sensor.name] = None
 
 
 class Simulation:
-    """Runs the real jobs and ticks the real sensors of one use case against given resources."""
+    """Runs the real jobs and ticks the real sensors of one use case against given resources.
+
+    `defs` (default: the use case's definitions with `resources`) is what the sensors see and the jobs
+    run from; `workspace` keeps the sensors' cursors in `instance`, for that workspace's code location
+    (see `in_workspace`); without it they live in memory.
+    """
 
     def __init__(self, resources: dict, instance: dg.DagsterInstance, policy: RetrainPolicy = RetrainPolicy(),
-                 spec=BIKE_RENTALS, label_delay_days: int = 0, history: ReplaySource | None = None):
+                 spec=BIKE_RENTALS, label_delay_days: int = 0, history: ReplaySource | None = None,
+                 defs: dg.Definitions | None = None, workspace: Path | None = None):
         self.spec, self.resources, self.instance, self.policy = spec, resources, instance, policy
         # With a label delay, each day's file lands without its labels in the landing folder (the
         # source), and lands again complete `label_delay_days` later; `history` holds the full files.
         self.label_delay_days, self.history = label_delay_days, history
         self.storage, self.mlflow = resources["storage"], resources["mlflow"]
-        self.defs = dg.Definitions.merge(build_use_case(spec, policy),
-                                         dg.Definitions(resources=resources, executor=dg.in_process_executor))
+        self.defs = defs or dg.Definitions.merge(build_use_case(spec, policy),
+                                                 dg.Definitions(resources=resources, executor=dg.in_process_executor))
         self.repo = self.defs.get_repository_def()
-        self.cursors: dict[str, str | None] = {}
-        self.run_keys: set[str] = set()
+        self.cursors: dict[str, str | None] | DaemonCursors = (
+            DaemonCursors(instance, workspace, self.repo) if workspace else {})
+        self.run_keys: set[str] = set()  # run keys launched by this simulation (a demo's fresh lake ignores older runs)
+        self.launched = 0  # runs launched for sensor requests
         self.retrains: list[dict] = []
         self.alerts: list[str] = []
+
+    @classmethod
+    def in_workspace(cls, instance: dg.DagsterInstance, spec=BIKE_RENTALS, workspace: Path = WORKSPACE) -> "Simulation":
+        """The code location `make ui` loads from `workspace` (every use case, resources from the
+        environment), simulating `spec`'s days on a persistent `instance`, with the sensors' cursors
+        where that location's sensor daemon continues from them."""
+        from orchestration import definitions
+
+        module = DaemonCursors.location(workspace).loadable_target_origin.module_name
+        if module != definitions.__name__:
+            raise ValueError(f"{workspace} loads {module}, the simulation {definitions.__name__}")
+        defs = definitions.defs()
+        return cls(dict(defs.resources), instance, spec=spec, defs=defs, workspace=workspace)
 
     @classmethod
     def fresh(cls, root: Path, policy: RetrainPolicy = RetrainPolicy(), source: DaySource | None = None,
@@ -80,11 +183,16 @@ class Simulation:
                               "champion_after": after, "promoted": after != before, "run_ok": result.success})
 
     def tick(self, sensor_name: str):
+        """Evaluate a sensor from its cursor and store the new one; an alert sensor's alerts are counted."""
         sensor = self.repo.get_sensor_def(sensor_name)
-        with dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor_name),
+        before = self.cursors.get(sensor_name)
+        with dg.build_sensor_context(instance=self.instance, cursor=before,
                                      resources=self.resources, repository_def=self.repo) as context:
             data = sensor.evaluate_tick(context)
         self.cursors[sensor_name] = data.cursor
+        if sensor_name.endswith("_alert_sensor"):  # its cursor lists the alerts sent (build_alert_sensor)
+            already = set(sent_alerts(before))
+            self.alerts += [a for a in sent_alerts(data.cursor) if a not in already]
         return data
 
     def land(self, day: str, labels: bool) -> None:
@@ -93,14 +201,33 @@ class Simulation:
         content = raw.content if labels else withhold_labels(self.spec, raw.content)
         storage_from_url(self.resources["landing"].url).write_bytes(raw.name, content)
 
-    def sensor_runs(self, sensor_name: str, job: str) -> None:
-        """Tick a sensor and run what it requests (in `job` unless the request names its own), one
-        partition per run, as the daemon would."""
+    def sensor_runs(self, sensor_name: str, job: str | None = None, day: str | None = None) -> None:
+        """Tick a sensor and launch what it requests, as the daemon would: a run key once, one partition
+        per run, in the request's job, else `job`, else the sensor's; the checks an asset-selection sensor
+        (a freshness sensor) requests; the use case's retrains through `retrain` (on `day`, else the day
+        the request names), so they are recorded."""
+        sensor = self.repo.get_sensor_def(sensor_name)
         for request in self.tick(sensor_name).run_requests:
-            if request.run_key not in self.run_keys:  # the daemon launches a run key once
+            if request.run_key in self.run_keys:  # the daemon launches a run key once
+                continue
+            if request.run_key:
                 self.run_keys.add(request.run_key)
-                tags = {k: v for k, v in request.tags.items() if k != "dagster/partition"}  # run() sets the range
-                self.run(request.job_name or job, first=request.partition_key, tags=tags)
+            self.launched += 1
+            tags = {**{k: v for k, v in request.tags.items() if k != PARTITION_NAME_TAG},  # run() sets the range
+                    SENSOR_NAME_TAG: sensor_name, **({RUN_KEY_TAG: request.run_key} if request.run_key else {})}
+            if sensor_name == f"{self.spec.name}_retrain_sensor":
+                cutoff = request.run_config["ops"][self.spec.asset("training_set")]["config"]["cutoff"]
+                self.retrain(day or request.tags["retrain/day"], cutoff, request.tags["retrain/reason"], tags)
+            elif request.asset_check_keys or request.asset_selection is not None or sensor.asset_selection is not None:
+                selection = (dg.AssetSelection.checks(*request.asset_check_keys) if request.asset_check_keys
+                             else request.asset_selection if request.asset_selection is not None
+                             else sensor.asset_selection)
+                dg.materialize([*self.defs.assets, *self.defs.asset_checks], selection=selection,
+                               resources=self.resources, instance=self.instance, partition_key=request.partition_key,
+                               run_config=request.run_config or None, tags=tags, raise_on_error=False)
+            else:
+                self.run(request.job_name or job or sensor.job_name, first=request.partition_key,
+                         run_config=request.run_config or None, tags=tags)
 
     def day(self, day: str) -> bool:
         name = self.spec.name
@@ -113,14 +240,28 @@ class Simulation:
                 self.land(late, labels=True)
                 self.sensor_runs(f"{name}_landing_sensor", f"ingest_{name}")
         self.sensor_runs(f"{name}_labels_sensor", f"performance_{name}")
-        for request in self.tick(f"{self.spec.name}_retrain_sensor").run_requests:
-            cutoff = request.run_config["ops"][self.spec.asset("training_set")]["config"]["cutoff"]
-            self.retrain(day, cutoff, request.tags["retrain/reason"], request.tags)
-        before = len(json.loads(self.cursors.get(f"{self.spec.name}_alert_sensor") or '{"sent": []}')["sent"])
-        self.tick(f"{self.spec.name}_alert_sensor")
-        sent = json.loads(self.cursors[f"{self.spec.name}_alert_sensor"] or '{"sent": []}')["sent"]
-        self.alerts += sent[before:]
+        self.sensor_runs(f"{name}_retrain_sensor", day=day)
+        self.tick(f"{name}_alert_sensor")
         return ok
+
+    def running(self, sensor: dg.SensorDefinition) -> bool:
+        """Whether the daemon would evaluate the sensor (its stored status, else its default)."""
+        if isinstance(self.cursors, DaemonCursors):
+            return self.cursors.running(sensor.name)
+        return sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+    def settle(self, max_rounds: int = 5) -> int:
+        """Tick every sensor the daemon would evaluate, every use case's and the real-time freshness
+        sensors too, and launch what they request, until a round launches no run and sends no alert:
+        the daemon, continuing from these cursors, then has nothing to do. Returns the rounds ticked."""
+        for rounds in range(1, max_rounds + 1):
+            launched, alerts = self.launched, len(self.alerts)
+            for sensor in self.repo.sensor_defs:
+                if self.running(sensor):
+                    self.sensor_runs(sensor.name)
+            if (self.launched, len(self.alerts)) == (launched, alerts):
+                return rounds
+        raise RuntimeError(f"sensors still launching runs or sending alerts after {max_rounds} rounds")
 
     def bootstrap(self, first: str, cutoff: str) -> None:
         """Ingest the days before `cutoff` in one run and train the first champion on them."""
@@ -132,5 +273,10 @@ class Simulation:
             self.run_keys |= {r.run_key for r in self.tick(f"{self.spec.name}_landing_sensor").run_requests}
         self.run(f"ingest_{self.spec.name}", first=first, last=last)
         self.retrain(first, cutoff, f"bootstrap on {first}..{last}")
+
+
+def sent_alerts(cursor: str | None) -> list[str]:
+    """The keys of the alerts an alert sensor has sent, from its cursor."""
+    return json.loads(cursor)["sent"] if cursor else []
 
 
