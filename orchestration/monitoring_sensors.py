@@ -110,7 +110,23 @@ def recent_flags(spec: UseCaseSpec, storage: Storage, stage: str, day: str, n: i
     return [storage.exists(k) and bool(flag(storage.read_json(k))) for k in keys]
 
 
-def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy) -> list[Signal]:
+def belongs(spec: UseCaseSpec, asset: str | None = None, job: str | None = None) -> bool:
+    """Whether an asset (`raw_rentals`, `rental_features`) or a job (`daily_rentals`,
+    `rollback_rentals_champion`) is this use case's: each use case's alert sensor reads the whole
+    instance, and must page only about its own."""
+    if asset is not None:
+        return asset.endswith(f"_{spec.name}") or asset.startswith(spec.asset(""))
+    return job is not None and f"_{spec.name}_" in f"_{job}_"
+
+
+def selected_assets(instance: dg.DagsterInstance, record) -> frozenset:
+    """The assets a run was launched for (an ad-hoc materialization from the UI runs an implicit job)."""
+    run = instance.get_run_by_id(record.event_log_entry.run_id)
+    return (run.asset_selection or frozenset()) if run else frozenset()
+
+
+def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy,
+             instance: dg.DagsterInstance) -> list[Signal]:
     quarantined, drift, perf = (f"quarantined_{spec.name}", spec.asset("drift_report"), spec.asset("performance_report"))
     champion, evaluation = spec.asset("champion_model"), spec.asset("model_evaluation")
     out = []
@@ -119,13 +135,15 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             ev = event.event_specific_data
             # WARN-severity results (a short day, a volume anomaly) are shown in the UI, not paged.
-            if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
-                asset = ev.asset_key.to_user_string()
+            asset = ev.asset_key.to_user_string()
+            if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR and belongs(spec, asset):
                 kind = "freshness" if "freshness" in ev.check_name else (
                     "contract_breach" if asset.endswith(spec.name) else "check_failed")
                 where = ev.partition or f"run {record.event_log_entry.run_id[:8]}"
                 out.append(Signal(where, asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
-        elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and (
+                belongs(spec, job=event.job_name) or any(belongs(spec, asset=k.to_user_string())
+                                                          for k in selected_assets(instance, record))):
             out.append(Signal(f"run {record.event_log_entry.run_id[:8]}", event.job_name, "run_failure",
                               f"{event.job_name} run {record.event_log_entry.run_id[:8]} failed: {event.message[:200]}"))
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
@@ -177,7 +195,7 @@ def build_alert_sensor(spec: UseCaseSpec, policy: RetrainPolicy) -> dg.SensorDef
         keys = graph.get_all_asset_keys()
         upstream = {k.to_user_string(): {a.to_user_string() for a in graph.get_ancestor_asset_keys(k)} for k in keys}
         owners = {k.to_user_string(): ", ".join(graph.get(k).owners) or "unowned" for k in keys}
-        sent = [a for a in group(_signals(spec, storage, records, policy), upstream, owners) if a.key not in already]
+        sent = [a for a in group(_signals(spec, storage, records, policy, context.instance), upstream, owners) if a.key not in already]
         for alert in sent:
             alert_sink.send(alert)
             context.log.info(alert.text())

@@ -106,3 +106,18 @@ def test_landing_sensor_scores_new_days_and_only_reingests_scored_ones(spec, tmp
     client.set_registered_model_alias(model_name(spec), CHAMPION, version.version)
     storage.write_parquet(table_key(spec, "predictions", "2011-06-01"), pl.DataFrame({"cnt": [1.0]}))
     assert requested() == {"2011-06-01": "ingest_rentals", "2011-06-02": "daily_rentals"}
+
+
+def test_each_alert_sensor_pages_only_about_its_own_use_case(spec):
+    from ml.usecases import USE_CASES
+    from orchestration.monitoring_sensors import belongs
+
+    seoul = next(s for s in USE_CASES.values() if s.name == "seoul_bikes")
+    for asset in ("raw_rentals", "validated_rentals", "rental_features", "rental_model_evaluation"):
+        assert belongs(spec, asset=asset) and not belongs(seoul, asset=asset)
+    for asset in ("raw_seoul_bikes", "seoul_bike_drift_report"):
+        assert belongs(seoul, asset=asset) and not belongs(spec, asset=asset)
+    for job in ("daily_rentals", "retrain_rentals", "rollback_rentals_champion"):
+        assert belongs(spec, job=job) and not belongs(seoul, job=job)
+    assert belongs(seoul, job="daily_seoul_bikes") and not belongs(spec, job="daily_seoul_bikes")
+    assert not belongs(spec, job="__ASSET_JOB")
