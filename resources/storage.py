@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -98,52 +99,82 @@ class LocalStorage(Storage):
         return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
 
+class StorageError(RuntimeError):
+    """An object store call that failed after its retries, naming the operation, bucket and key."""
+
+
 class S3Storage(Storage):
+    """Objects under `s3://bucket/prefix/`. Transient failures (connection refused or reset, timeouts,
+    throttling, 5xx) are retried by botocore with exponential backoff (`max_attempts` calls in all);
+    what still fails is a `StorageError` naming the operation and the object."""
+
     bucket: str
     prefix: str = ""
     endpoint_url: str | None = None
     region_name: str = "us-east-1"
+    max_attempts: int = 6
+    timeout_s: float = 10.0
     _client: object = PrivateAttr(default=None)
 
     @property
     def client(self):
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name)
+            config = Config(retries={"max_attempts": self.max_attempts, "mode": "standard"},
+                            connect_timeout=self.timeout_s, read_timeout=self.timeout_s)
+            self._client = boto3.client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name,
+                                        config=config)
         return self._client
 
     def _key(self, key: str) -> str:
         return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
 
+    @contextmanager
+    def _calling(self, operation: str, key: str):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"S3 {operation} of {self.uri(key)} (bucket {self.bucket!r}, key {self._key(key)!r}, "
+                               f"endpoint {self.endpoint_url or 'AWS'}) failed after up to {self.max_attempts} "
+                               f"attempts: {e}") from e
+
     def write_bytes(self, key: str, data: bytes) -> str:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._calling("put", key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        with self._calling("get", key):
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        with self._calling("head", key):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+                return True
+            except ClientError as e:
+                if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
 
     def list_keys(self, prefix: str) -> list[str]:
         strip = len(self._key(""))
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
-        return sorted(o["Key"][strip:] for page in pages for o in page.get("Contents", []))
+        with self._calling("list", prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+            return sorted(o["Key"][strip:] for page in pages for o in page.get("Contents", []))
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def version(self, key: str) -> str:
-        return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"].strip('"')
+        with self._calling("head", key):
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"].strip('"')
 
 
 def storage_from_url(url: str, endpoint_url: str | None = None) -> Storage:

@@ -37,24 +37,28 @@ def postgres_db():
         admin.close()
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """moto's standalone S3-compatible HTTP server, as a separate process on loopback."""
-    port = _free_port()
+def start_moto(port: int) -> subprocess.Popen:
+    """moto's standalone S3-compatible HTTP server on loopback `port`, once it accepts connections."""
     exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
+            return proc
         except OSError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError(f"moto_server did not start on {url}")
+    proc.kill()
+    raise RuntimeError(f"moto_server did not start on 127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3-compatible HTTP server, as a separate process on loopback."""
+    port = _free_port()
+    proc = start_moto(port)
+    url = f"http://127.0.0.1:{port}"
     old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     yield url

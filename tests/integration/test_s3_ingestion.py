@@ -8,7 +8,7 @@ from orchestration.sensors import build_landing_sensor
 from orchestration.definitions import build_use_case
 from resources.mlflow_tracking import MlflowResource
 from resources.sources import LandingSource
-from resources.storage import S3Storage
+from resources.storage import S3Storage, StorageError
 from tests.dagster.helpers import materialize_days
 from tests.dagster.test_ingestion_assets import INGEST
 
@@ -50,3 +50,34 @@ def test_landing_sensor_requests_one_run_per_landed_file(spec, june_first, s3_se
     with dg.build_sensor_context(resources=resources) as context:
         again = list(sensor(context))
     assert again[0].run_key != requests[0].run_key
+
+
+@pytest.mark.integration
+def test_s3_down_is_retried_then_a_clear_error_naming_bucket_and_key_and_works_once_back(monkeypatch):
+    """Our own moto server, stopped and restarted on the same port (the shared one must stay up)."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    from tests.integration.conftest import _free_port, start_moto
+
+    port = _free_port()
+    server = start_moto(port)
+    url = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="lake")
+    lake = S3Storage(bucket="lake", prefix="lake", endpoint_url=url, max_attempts=3, timeout_s=2)
+    lake.write_bytes("rentals/a.json", b"{}")
+    server.kill()
+    server.wait(10)
+    with pytest.raises(StorageError) as down:
+        lake.read_bytes("rentals/a.json")
+    message = str(down.value)
+    assert "bucket 'lake'" in message and "key 'lake/rentals/a.json'" in message and "3 attempts" in message
+    server = start_moto(port)  # moto keeps nothing: a restarted server is an empty one
+    try:
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="lake")
+        lake.write_bytes("rentals/a.json", b"{}")
+        assert lake.read_bytes("rentals/a.json") == b"{}"
+    finally:
+        server.kill()
+        server.wait(10)
