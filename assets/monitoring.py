@@ -161,7 +161,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "days": markdown_table(days, 60),
         })
 
-    @dg.asset(name=spec.asset("performance_report"), deps=[spec.asset("batch_predictions")],
+    @dg.asset(name=spec.asset("performance_report"), deps=[spec.asset("batch_predictions"), spec.asset("drift_report")],
               partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
               owners=[OWNERS["monitoring"]], group_name="monitoring")
     def performance_report(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:

@@ -1,5 +1,6 @@
 """The code location: `dg dev`, `dagster dev -w workspace.yaml` or `-m orchestration.definitions`."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -63,7 +64,9 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
         jobs=[ingest, daily, performance, retrain, build_rollback_job(spec)],
         schedules=[
             dg.build_schedule_from_partitioned_job(daily, hour_of_day=6, name=f"daily_{spec.name}_schedule"),
-            dg.ScheduleDefinition(name=f"weekly_{spec.name}_retrain", job=retrain, cron_schedule="0 3 * * 1"),
+            # Tagged like the sensor's retrains, so the instance runs one retrain per use case at a time.
+            dg.ScheduleDefinition(name=f"weekly_{spec.name}_retrain", job=retrain, cron_schedule="0 3 * * 1",
+                                  tags={"retrain/use_case": spec.name, "retrain/reason": "weekly schedule"}),
         ],
         sensors=[
             build_landing_sensor(spec, daily, ingest),
@@ -77,11 +80,40 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
 
 
 def platform(specs: list[UseCaseSpec]) -> dg.Definitions:
-    """What every use case shares: resources (a source per use case) and the executor."""
+    """What every use case shares: resources (a source per use case) and the executor, chosen by
+    `DAGSTER_EXECUTOR` (docs/distributed-execution.md):
+
+    | variable | default | |
+    | --- | --- | --- |
+    | `DAGSTER_EXECUTOR` | `in_process` | `celery` sends each step to Celery workers (dagster-celery) |
+    | `DAGSTER_CELERY_BROKER` | `pyamqp://guest@127.0.0.1:5672//` | the workers' broker (RabbitMQ) |
+    | `DAGSTER_CELERY_BACKEND` | `rpc://` | where workers send step results back to the run |
+    | `DAGSTER_CELERY_QUEUE` | `dagster` | the steps' queue (workers: `-q`); a `dagster-celery/queue` op tag wins |
+    """
     # Steps here take seconds and share one lake; the multiprocess executor would add ~3 s of
-    # process start-up per step (measured), so runs execute in one process. Parallelism comes from
-    # running partitions as separate runs (run queue / run launcher), not from steps.
-    return dg.Definitions(resources=build_resources(specs), executor=dg.in_process_executor)
+    # process start-up per step (measured), so runs execute in one process by default (the embedded
+    # default needs no service). Parallelism comes from running partitions as separate runs (run
+    # queue / run launcher), not from steps. Celery spreads steps over machines instead, at the price
+    # of a broker, workers with this code and environment, and a shared instance, lake and MLflow.
+    kind = (os.getenv("DAGSTER_EXECUTOR") or "in_process").strip().lower().replace("-", "_")
+    if kind == "in_process":
+        executor = dg.in_process_executor
+    elif kind == "celery":
+        from dagster_celery import celery_executor
+
+        def setting(name: str, default: str) -> str | dict:
+            # A variable that is set is read by Dagster when the run starts: its value (a broker
+            # password) stays out of the definitions.
+            return {"env": name} if os.getenv(name) else default
+
+        executor = celery_executor.configured({
+            "broker": setting("DAGSTER_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//"),
+            "backend": setting("DAGSTER_CELERY_BACKEND", "rpc://"),
+            "config_source": {"task_default_queue": os.getenv("DAGSTER_CELERY_QUEUE", "dagster")},
+        }, name="celery")
+    else:
+        raise ValueError(f"DAGSTER_EXECUTOR={kind!r}: expected 'in_process' (the default) or 'celery'")
+    return dg.Definitions(resources=build_resources(specs), executor=executor)
 
 
 def build_definitions(specs: list[UseCaseSpec]) -> dg.Definitions:
