@@ -6,10 +6,20 @@ as a versioned JSON artifact; comparing a current frame never rescans the refere
 KS needs the reference empirical CDF. It is kept on the distinct reference values with their
 cumulative counts, which is exact and small for the bike columns (at most a few hundred distinct
 values each). A column with more than `max_support` distinct values (default 1,000) keeps the
-CDF on a grid of `max_support` reference quantiles instead: 2 x 8 bytes per point in memory
-(~16 KB a column, vs 8 MB for 1M sorted floats) and the KS statistic is then off by at most
-1 / max_support = 0.001, the reference mass between two grid points (asserted in the tests), a
-tenth of the smallest KS bar; calibrating hundreds of windows costs in proportion to the grid.
+CDF on a grid of `max_support` reference quantiles instead: 3 x 8 bytes per point in memory
+(with `below`, ~24 KB a column, vs 8 MB for 1M sorted floats) and the KS statistic is then off
+by at most 1 / max_support = 0.001, the reference mass between two grid points (asserted in the
+tests), a tenth of the smallest KS bar; calibrating hundreds of windows costs in proportion to
+the grid.
+
+The Wasserstein-1 distance needs where the mass sits, not only how much lies below each point:
+`below[k]`, the sum of (support[k] - v) over reference values v <= support[k] (the integral of the
+cumulative count up to support[k]), fixes the integral of F_ref over every cell between support
+points, and the standard deviation normalises it (W1 in reference standard deviations, as
+Evidently's "Wasserstein distance (normed)"). The support always ends at the reference maximum,
+so nothing lies beyond it; the mass below a grid's first point is in `below[0]`. On an exact
+support the distance equals scipy's; on a grid it can only fall short, where the two CDFs cross
+inside a cell (statistics.wasserstein; bounded in the tests).
 """
 
 from __future__ import annotations
@@ -19,12 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-FORMAT_VERSION = 2  # 2: reference min/max per numeric column, resampled-window calibration
+FORMAT_VERSION = 3  # 3: `below` and `std` per numeric column, for the Wasserstein distance
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # Effect sizes that decide drift, per column kind (p-values never do).
-DECISIVE = {"numeric": ("psi", "js", "ks", "missing"), "categorical": ("psi", "js", "missing")}
-# Used when the reference has too few days to resample windows from (see calibration.py).
-FALLBACK_THRESHOLDS = {"psi": 0.2, "js": 0.1, "ks": 0.15, "missing": 0.05}
+DECISIVE = {"numeric": ("psi", "js", "ks", "wasserstein", "missing"),
+            "categorical": ("psi", "js", "missing")}
+# Used when the reference has too few days to resample windows from (see calibration.py);
+# wasserstein (in reference standard deviations): Evidently's default bar.
+FALLBACK_THRESHOLDS = {"psi": 0.2, "js": 0.1, "ks": 0.15, "wasserstein": 0.1, "missing": 0.05}
 
 
 @dataclass
@@ -33,11 +45,18 @@ class NumericRef:
     bin_counts: np.ndarray
     support: np.ndarray  # sorted points where the reference CDF is known
     cum_counts: np.ndarray  # reference rows <= support[k]
-    exact_ks: bool  # support holds every distinct value, so KS equals scipy's
+    below: np.ndarray  # sum of support[k] - v over reference values v <= support[k]
+    exact_ks: bool  # support holds every distinct value, so KS and Wasserstein equal scipy's
     quantiles: dict[str, float]
     low: float  # smallest and largest reference values: trees extrapolate flat beyond them
     high: float
+    std: float  # population standard deviation (ddof 0)
     kind: str = "numeric"
+
+    @property
+    def unit(self) -> float:
+        """The Wasserstein distance's unit, the std; NaN for a constant column (KS and PSI judge it)."""
+        return self.std if self.std > 0 else np.nan
 
 
 @dataclass
@@ -91,12 +110,15 @@ class ReferenceStats:
     @classmethod
     def from_dict(cls, data: dict) -> ReferenceStats:
         if data["format_version"] != FORMAT_VERSION:
-            raise ValueError(f"ReferenceStats format {data['format_version']} != {FORMAT_VERSION}")
+            raise ValueError(
+                f"ReferenceStats format {data['format_version']} != {FORMAT_VERSION}: rebuild it "
+                "from its reference frame with build_reference (a sketch cannot be converted: "
+                "format 2 lacks the sums the Wasserstein distance needs)")
         columns = {}
         for name, c in data["columns"].items():
             s = dict(c["sketch"])
             if s["kind"] == "numeric":
-                arrays = {k: np.asarray(s[k], dtype=np.float64) for k in ("edges", "support")}
+                arrays = {k: np.asarray(s[k], dtype=np.float64) for k in ("edges", "support", "below")}
                 ints = {k: np.asarray(s[k], dtype=np.int64) for k in ("bin_counts", "cum_counts")}
                 sketch = NumericRef(**{**s, **arrays, **ints})
             else:

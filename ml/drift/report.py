@@ -1,9 +1,10 @@
 """Compare a current frame with `ReferenceStats` and explain the verdict.
 
-A column drifts only when an EFFECT SIZE (PSI, JS, KS statistic, missing-rate change) exceeds
-its calibrated threshold. p-values (KS, chi-squared) are reported but never decide: with enough
-rows every negligible difference is "significant". The out-of-range share (current values
-outside the reference [min, max]) is reported too: there a tree model extrapolates flat.
+A column drifts only when an EFFECT SIZE (PSI, JS, KS statistic, Wasserstein distance in
+reference standard deviations, missing-rate change) exceeds its calibrated threshold. p-values
+(KS, chi-squared) are reported but never decide: with enough rows every negligible difference is
+"significant". The out-of-range share (current values outside the reference [min, max]) is
+reported too: there a tree model extrapolates flat.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from ml.drift.measure import count, reference_counts, score
 from ml.drift.reference import DECISIVE, ReferenceStats
 from ml.drift.sketch import Groups
 
-COLUMNS_SHOWN = ("psi", "js", "ks", "ks_pvalue", "chi2_pvalue", "missing", "out_of_range")
+COLUMNS_SHOWN = ("psi", "js", "ks", "wasserstein", "ks_pvalue", "chi2_pvalue", "missing",
+                 "out_of_range")
 
 
 @dataclass
@@ -61,9 +63,9 @@ class DriftReport:
             f"({self.share_drifted:.0%}, dataset drifts at {self.drift_share:.0%} or on prediction "
             f"drift); {self.n_current} current rows; thresholds: {self.threshold_rule}.",
             "",
-            "| column | role | PSI (thr) | JS (thr) | KS (thr) | KS p | chi2 p | missing Δ (thr) "
-            "| out of range | drifted |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| column | role | PSI (thr) | JS (thr) | KS (thr) | W1/sd (thr) | KS p | chi2 p "
+            "| missing Δ (thr) | out of range | drifted |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in self.columns:
             cells = " | ".join(_cell(c, s) for s in COLUMNS_SHOWN)

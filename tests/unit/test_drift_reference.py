@@ -28,14 +28,18 @@ def _window(frame, days):
     return frame.filter(inside), frame.filter(~inside)
 
 
-def test_resampled_ks_equals_scipy_between_each_window_and_the_rest_of_the_reference():
+def test_resampled_ks_and_wasserstein_equal_scipy_between_each_window_and_the_rest_of_the_reference():
+    """Window sums of day counts make the rest's CDF; W1 stays in the FULL reference's std."""
     frame = _daily_frame()
     reference = build_reference(frame, ["x"], day_column="day")
+    assert reference.columns["x"].sketch.exact_ks
     draws = window_draws(30, 7, 20, seed=3)
-    ks = window_statistics(reference, frame, day_codes(frame, "day"), draws)["x"]["ks"]
+    oof = window_statistics(reference, frame, day_codes(frame, "day"), draws)["x"]
     for b, days in enumerate(draws):
         inside, rest = _window(frame, days)
-        assert ks[b] == pytest.approx(stats.ks_2samp(rest["x"], inside["x"]).statistic, abs=1e-9)
+        assert oof["ks"][b] == pytest.approx(stats.ks_2samp(rest["x"], inside["x"]).statistic, abs=1e-9)
+        w1 = stats.wasserstein_distance(rest["x"], inside["x"]) / frame["x"].to_numpy().std()
+        assert oof["wasserstein"][b] == pytest.approx(w1, abs=1e-9)
 
 
 def test_a_resample_is_scored_against_the_reference_minus_its_days():
@@ -118,10 +122,10 @@ def test_reference_stats_json_round_trip_keeps_every_field_and_every_verdict():
     assert after.columns[0].stats["out_of_range"] > 0 and restored.n_days == 30
 
 
-def test_reference_stats_from_another_format_version_is_rejected():
+def test_reference_stats_from_another_format_version_is_rejected_with_what_to_do():
     data = build_reference(_daily_frame(), ["x"]).to_dict()
-    with pytest.raises(ValueError, match="format"):
-        ReferenceStats.from_dict({**data, "format_version": 99})
+    with pytest.raises(ValueError, match="format 2 != 3: rebuild it from its reference frame"):
+        ReferenceStats.from_dict({**data, "format_version": 2})
 
 
 def test_numeric_sketch_has_deduplicated_quantile_edges_and_whole_bins_on_ties():

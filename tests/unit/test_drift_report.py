@@ -97,6 +97,20 @@ def test_tiny_shift_on_a_huge_sample_is_significant_but_not_drift():
     assert not row.drifted
 
 
+def test_a_shift_in_the_tails_only_is_drifted_by_the_wasserstein_distance_alone():
+    """0.5 % -> 2 % of the rows from a 50 times wider normal: the deciles and the CDF barely move."""
+    rng = np.random.default_rng(11)
+
+    def sample(n, share):
+        return np.where(rng.random(n) < share, rng.normal(0, 50, n), rng.normal(0, 1, n))
+
+    reference = build_reference(pl.DataFrame({"day": np.arange(90_000) // 1000, "x": sample(90_000, 0.005)}),
+                                ["x"], day_column="day")
+    row = compare(reference, pl.DataFrame({"x": sample(7000, 0.02)})).columns[0]
+    assert row.drifted_by == ("wasserstein",)
+    assert not compare(reference, pl.DataFrame({"x": sample(7000, 0.005)})).columns[0].drifted
+
+
 def test_missing_rate_increase_is_detected(summer):
     reference, days = summer
     day = days[0].with_columns(
@@ -112,6 +126,7 @@ def test_markdown_and_png_show_every_column_and_the_verdict(summer):
     markdown = report.to_markdown()
     assert all(f"| {name} |" in markdown for name in reference.columns)
     assert "| temp | feature |" in markdown and "no drift" in markdown and "| out of range |" in markdown
+    assert "| W1/sd (thr) |" in markdown
     temp = next(c for c in report.columns if c.column == "temp")
     assert temp.stats["out_of_range"] > 0 and f"| {temp.stats['out_of_range']:.3g} | yes |" in markdown
     png = render_psi_png(report)
