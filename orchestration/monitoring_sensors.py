@@ -22,6 +22,23 @@ def day_health(spec: UseCaseSpec, storage: Storage, day: str) -> DayHealth:
                      drift.get("estimated_mae_ratio"), drift.get("model_version"))
 
 
+def has_labels(spec: UseCaseSpec, storage: Storage, day: str) -> bool:
+    """Whether the day's features carry any label (a day whose labels are late has none yet)."""
+    key = table_key(spec, "features", day)
+    if not storage.exists(key):
+        return False
+    target = storage.read_parquet(key)[spec.target]
+    return target.null_count() < target.len()
+
+
+def monitored(spec: UseCaseSpec, storage: Storage, day: str) -> bool:
+    """A day's monitoring is complete: its drift report is written and so is its performance report,
+    unless its labels have not landed (then the labels sensor writes it later). A run killed between
+    the drift and the performance steps leaves a labelled day without the latter: not complete."""
+    return storage.exists(f"{spec.name}/drift/{day}.json") and (
+        storage.exists(f"{spec.name}/performance/{day}.json") or not has_labels(spec, storage, day))
+
+
 def reported_days(spec: UseCaseSpec, storage: Storage, after: str) -> list[str]:
     days = (k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(f"{spec.name}/drift/"))
     return sorted(d for d in days if d > after)
@@ -69,6 +86,9 @@ def build_retrain_sensor(spec: UseCaseSpec, job, policy: RetrainPolicy) -> dg.Se
         retries refused retrains while the trouble lasts, and escalates repeated refusals once."""
         last_day, state = load_state(context.cursor)
         for day in reported_days(spec, storage, last_day):
+            if not monitored(spec, storage, day):
+                context.log.info(f"{day}: labelled but no performance report yet; revisited at the next tick")
+                break  # the cursor stays before it: a half-monitored day is never decided on
             if state.last_attempt and not state.settled and not state.last_attempt.outcome:
                 state = record_outcome(state, gate_outcome(context.instance, spec, state.last_attempt.day))
             # Labels of recent days may have landed since they were first read.
@@ -96,8 +116,7 @@ def build_labels_sensor(spec: UseCaseSpec, job, lookback_days: int = 60) -> dg.S
                                     for k in storage.list_keys(f"{spec.name}/{stage}/")}
         pending = sorted(stage_days("predictions") - stage_days("performance"))[-lookback_days:]
         for day in pending:
-            target = storage.read_parquet(table_key(spec, "features", day))[spec.target]
-            if target.null_count() < target.len():
+            if has_labels(spec, storage, day):
                 yield dg.RunRequest(run_key=f"labels-{spec.name}-{day}", partition_key=day)
 
     return labels

@@ -121,3 +121,30 @@ def test_each_alert_sensor_pages_only_about_its_own_use_case(spec):
         assert belongs(spec, job=job) and not belongs(seoul, job=job)
     assert belongs(seoul, job="daily_seoul_bikes") and not belongs(spec, job="daily_seoul_bikes")
     assert not belongs(spec, job="__ASSET_JOB")
+
+
+def test_a_day_killed_between_drift_and_performance_is_revisited_and_decisions_match(spec, tmp_path):
+    """Day 2's run died after the drift step: its labels are there, its performance report is not.
+    The sensor must not decide past it; once the report exists, it decides exactly as without the kill."""
+    from assets.common import table_key
+
+    def lake(name, interrupted):
+        storage = LocalStorage(root=str(tmp_path / name))
+        for i in range(1, 6):
+            day = f"2011-06-0{i}"
+            write_day(storage, spec, day, False, mae_ratio=2.0)
+            storage.write_parquet(table_key(spec, "features", day), pl.DataFrame({spec.target: [10, 12]}))
+        if interrupted:
+            (tmp_path / name / "rentals" / "performance" / "2011-06-02.json").unlink()
+        return storage
+
+    job = next(j for j in build_use_case(spec).jobs if j.name == "retrain_rentals")
+    sensor = build_retrain_sensor(spec, job, RetrainPolicy(degradation_persistence=2))
+    whole, whole_cursor = evaluate(sensor, lake("whole", False))
+    storage = lake("killed", True)
+    first, cursor = evaluate(sensor, storage)
+    assert first == [] and json.loads(cursor)["last_day"] == "2011-06-01"
+    write_day(storage, spec, "2011-06-02", False, mae_ratio=2.0)  # the rerun writes the report
+    second, cursor = evaluate(sensor, storage, cursor)
+    assert [r.tags["retrain/day"] for r in second] == [r.tags["retrain/day"] for r in whole] == ["2011-06-02"]
+    assert json.loads(cursor) == json.loads(whole_cursor)
