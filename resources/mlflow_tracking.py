@@ -11,6 +11,11 @@ https://user:password@host/api/... failed"), which Dagster stores in its event l
 hands MLflow the URI without them and passes them through MLflow's own MLFLOW_TRACKING_USERNAME /
 MLFLOW_TRACKING_PASSWORD (setting those directly, or MLFLOW_TRACKING_TOKEN, works too); and anything it
 returns for display goes through `redact_uri`.
+
+Several processes use one registry at once (two retrains, a retrain and a promotion): creating the
+experiment and the registered model is get-or-create, and a create that loses the race to another process
+("already exists") counts as success (`get_or_create`). The store's schema is not created here on
+purpose: see `MlflowResource.client`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
 from pydantic import Field
+
+from resources.failpoints import failpoint
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -80,6 +87,66 @@ def _has_scheme(location: str) -> bool:
     return re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", location) is not None  # "C:" is a drive, not a scheme
 
 
+_ALREADY_EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+
+
+def already_exists(error: BaseException) -> bool:
+    """Whether a create failed because the thing is already there. MLflow says RESOURCE_ALREADY_EXISTS (its
+    SQL store turns the unique-constraint violation into that code, a server sends it); a store that lets
+    the database's IntegrityError through, or wraps it in another MlflowException, is recognised by it."""
+    if getattr(error, "error_code", None) in _ALREADY_EXISTS:
+        return True
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if type(error).__name__ == "IntegrityError":  # sqlalchemy's (psycopg2's UniqueViolation, sqlite3's)
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def get_or_create(get, create):
+    """`get()` when it finds something, else `create()`. Another process may create the same thing between
+    our read and our create (two retrains on a new registry both read "no experiment"): the loser's create
+    fails with "already exists", which is success here, so read again what the winner created."""
+    found = get()
+    if found is not None:
+        return found
+    try:
+        return create()
+    except Exception as error:
+        if not already_exists(error):
+            raise
+        found = get()
+        if found is None:
+            raise
+        return found
+
+
+def get_or_create_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    """The id of the experiment `name`, created if missing (safe when several processes do it at once)."""
+    def get():
+        experiment = client.get_experiment_by_name(name)
+        return None if experiment is None else experiment.experiment_id
+
+    return get_or_create(get, lambda: client.create_experiment(name, artifact_location=artifact_location))
+
+
+def get_or_create_registered_model(client, name: str):
+    """The registered model `name`, created if missing (safe when several processes do it at once)."""
+    from mlflow.exceptions import MlflowException
+
+    def get():
+        try:
+            return client.get_registered_model(name)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
+    return get_or_create(get, lambda: client.create_registered_model(name))
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """A registry version as the pipeline uses it; versions are strings everywhere (tags, keys, JSON)."""
@@ -121,7 +188,17 @@ class MlflowResource(dg.ConfigurableResource):
         return Path(root).resolve().as_uri()
 
     def client(self):
-        """A client, with this store made MLflow's current one (for `mlflow.log_*` in the active run)."""
+        """A client, with this store made MLflow's current one (for `mlflow.log_*` in the active run).
+
+        MLflow creates a database store's schema when the first client finds the database empty. That is
+        not safe when two processes are first at once: on PostgreSQL one of them fails in `create_all`
+        ("duplicate key value violates unique constraint pg_type_typname_nsp_index") or in alembic, and
+        retrying is no cure (the retry sees the tables and fails the schema check while the other process
+        is still migrating). So the schema is the deployment's, not the runs': in production the tracking
+        server creates and migrates it before any run talks to it (`mlflow server`, `mlflow db upgrade`),
+        and whoever points runs straight at a fresh database creates it first, once (as the concurrent
+        retrains test does). Experiments and registered models, which runs do create, are get-or-create
+        (`get_or_create`)."""
         import mlflow
         from mlflow import MlflowClient
 
@@ -140,10 +217,9 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         if not nested:  # a nested run lives in its parent's experiment
-            client, experiment = self.client(), experiment or self.experiment
-            if client.get_experiment_by_name(experiment) is None:
-                client.create_experiment(experiment, artifact_location=self._artifact_location())
-            mlflow.set_experiment(experiment)
+            experiment_id = get_or_create_experiment(self.client(), experiment or self.experiment,
+                                                     self._artifact_location())
+            mlflow.set_experiment(experiment_id=experiment_id)
         with mlflow.start_run(run_name=run_name, nested=nested,
                               tags={"code_version": code_version(), **(tags or {})}) as run:
             yield run
@@ -154,14 +230,17 @@ class MlflowResource(dg.ConfigurableResource):
         import onnx
         from mlflow.models import infer_signature
 
+        failpoint("before_register", model_name)  # crash tests: run logged, no version yet
         model = onnx.load_from_string(onnx_bytes)
+        client = self.client()
+        # Created here, race-safe, rather than left to log_model (which happens to tolerate the race too).
+        get_or_create_registered_model(client, model_name)
         info = mlflow.onnx.log_model(
             model, name="model", registered_model_name=model_name, input_example=input_example,
             signature=infer_signature(input_example), save_as_external_data=False,
             onnx_execution_providers=["CPUExecutionProvider"],
         )
         version = str(info.registered_model_version)
-        client = self.client()
         for k, v in tags.items():
             client.set_model_version_tag(model_name, version, k, str(v))
         return version
@@ -182,6 +261,7 @@ class MlflowResource(dg.ConfigurableResource):
         client = self.client()
         for k, v in evidence.items():
             client.set_model_version_tag(model_name, version, f"{alias}.{k}", str(v)[:5000])
+        failpoint("before_alias_move", alias)  # crash tests: evidence on the version, alias not moved
         client.set_registered_model_alias(model_name, alias, version)
 
     def load_onnx(self, model_name: str, version: str) -> bytes:
