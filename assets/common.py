@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import dagster as dg
@@ -16,6 +17,35 @@ OWNERS = {
     "serving": "team:ml-serving",
     "monitoring": "team:ml-monitoring",
 }
+
+
+# Every step that reads or writes the lake (`Storage`) or the registry (MLflow) retries a transient
+# fault (S3 or MLflow away for a moment, after the client's own retries gave up): 3 more attempts,
+# about 5, 15 and 35 s later (exponential, +/- 5 s of jitter so parallel steps do not retry in step).
+# Deterministic failures are raised as `dg.Failure(allow_retries=False)` (see `fails_for_good`) and
+# fail at once. Read through `retry_policy()` when a graph is built, so tests can patch it.
+STEP_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# What a retry would only repeat: a broken data contract (`ContractViolation`), a spec error
+# (`SpecError`), a window without enough data (`NotEnoughDays`) - all ValueErrors - and bad
+# configuration or code. Transient faults are `StorageError`, OSError and MLflow's exceptions.
+DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError)
+
+
+def retry_policy() -> dg.RetryPolicy:
+    """The retry policy of the steps that touch storage or the registry (`STEP_RETRY`)."""
+    return STEP_RETRY
+
+
+@contextmanager
+def fails_for_good(*errors: type[BaseException]):
+    """Raise `errors` (default `DETERMINISTIC_ERRORS`) as `dg.Failure(allow_retries=False)`: the step fails
+    once with the error's own message instead of retrying what would fail the same way."""
+    try:
+        yield
+    except (errors or DETERMINISTIC_ERRORS) as e:
+        raise dg.Failure(description=str(e) or type(e).__name__, metadata={"error": type(e).__name__},
+                         allow_retries=False) from e
 
 
 def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:

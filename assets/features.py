@@ -3,7 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import OWNERS, daily_partitions, raw_pointer_key, table_key, table_metadata
+from assets.common import (OWNERS, daily_partitions, fails_for_good, raw_pointer_key, retry_policy, table_key,
+                           table_metadata)
 from assets.ingestion import is_gap
 from ml.features import build_features
 from ml.spec import UseCaseSpec
@@ -39,6 +40,7 @@ def build_feature_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         owners=[OWNERS["features"]],
         group_name="features",
         kinds={"polars", "parquet"},
+        retry_policy=retry_policy(),
     )
     def features(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
         """Model inputs per day, from `ml.features` — the same code the scorer calls."""
@@ -47,7 +49,9 @@ def build_feature_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             if is_gap(storage.read_json(raw_pointer_key(spec, day))):
                 gaps.append(day)  # no file that day: no rows, nothing to build
                 continue
-            frame = build_features(spec, storage.read_parquet(table_key(spec, "validated", day)))
+            validated = storage.read_parquet(table_key(spec, "validated", day))
+            with fails_for_good():  # the spec's feature definition does not fit the data: no retry
+                frame = build_features(spec, validated)
             storage.write_parquet(table_key(spec, "features", day), frame)
             frames.append(frame)
         gap_metadata = {"no_data": not frames, "no_data_days": gaps} if gaps else {}

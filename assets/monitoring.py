@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from assets.common import OWNERS, daily_partitions, markdown_table, table_key, table_metadata
+from assets.common import OWNERS, daily_partitions, markdown_table, retry_policy, table_key, table_metadata
 from assets.features import load_days
 from assets.training import LOSS_ESTIMATOR_ARTIFACT, candidate_version, model_name, version_training_set
 from ml.baselines import seasonal_naive
@@ -48,17 +48,20 @@ def scored_day(spec: UseCaseSpec, storage: Storage, day: str) -> pl.DataFrame:
 
 def labelled_history(spec: UseCaseSpec, storage: Storage, day: str, version: str,
                      look_back_days: int = 60) -> tuple[list[float], list[float]]:
-    """Realized and uncorrected estimated MAE of `version`'s labelled days before `day`, oldest first
-    (days whose labels are still pending have no performance report and are passed over)."""
+    """Realized and uncorrected estimated MAE of `version`'s labelled days before `day`, oldest first.
+
+    One listing of the performance reports, then a read of each in the look-back: days whose labels
+    are still pending have no report, and a report carries the estimate its day was given.
+    """
+    prefix = f"{spec.name}/performance/"
+    first = (date.fromisoformat(day) - timedelta(days=look_back_days)).isoformat()
     realized, estimated = [], []
-    for i in range(look_back_days, 0, -1):
-        earlier = (date.fromisoformat(day) - timedelta(days=i)).isoformat()
-        perf_key, drift_key = f"{spec.name}/performance/{earlier}.json", f"{spec.name}/drift/{earlier}.json"
-        if storage.exists(perf_key) and storage.exists(drift_key):
-            perf, drift = storage.read_json(perf_key), storage.read_json(drift_key)
-            if perf["model_version"] == version:
+    for key in storage.list_keys(prefix):
+        if first <= key[len(prefix):].removesuffix(".json") < day:
+            perf = storage.read_json(key)
+            if perf["model_version"] == version and perf.get("estimated_mae_dle") is not None:
                 realized.append(perf["mae"])
-                estimated.append(drift.get("estimated_mae_dle", drift["estimated_mae"]))
+                estimated.append(perf["estimated_mae_dle"])
     return realized, estimated
 
 
@@ -71,7 +74,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     name = model_name(spec)
 
     @dg.asset(name=spec.asset("reference_statistics"), deps=[spec.asset("candidate_model")],
-              owners=[OWNERS["monitoring"]], group_name="monitoring", kinds={"numpy"})
+              owners=[OWNERS["monitoring"]], group_name="monitoring", kinds={"numpy"}, retry_policy=retry_policy())
     def reference(context: dg.AssetExecutionContext, storage: Storage, mlflow: MlflowResource) -> dg.MaterializeResult:
         """Sketched once per model version from its training window, so daily checks never rescan it."""
         version = candidate_version(context, spec, storage, mlflow)
@@ -92,13 +95,14 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=spec.asset("batch_predictions"), deps=[spec.asset("features"), spec.asset("champion_model")],
               partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-              owners=[OWNERS["serving"]], group_name="serving", kinds={"onnx", "parquet"})
+              owners=[OWNERS["serving"]], group_name="serving", kinds={"onnx", "parquet"},
+              retry_policy=retry_policy())
     def batch_predictions(context: dg.AssetExecutionContext, storage: Storage,
                           mlflow: MlflowResource) -> dg.MaterializeResult:
         """The champion scores each day from ONNX; a challenger, if any, scores in shadow beside it."""
         champion = mlflow.version_by_alias(name, CHAMPION)
         if champion is None:
-            raise dg.Failure(f"{name} has no '{CHAMPION}': train and promote a model first")
+            raise dg.Failure(f"{name} has no '{CHAMPION}': train and promote a model first", allow_retries=False)
         challenger = mlflow.version_by_alias(name, CHALLENGER)
         frames = []
         for day in context.partition_keys:
@@ -122,7 +126,8 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         })
 
     @dg.asset(name=spec.asset("drift_report"), deps=[spec.asset("batch_predictions")], partitions_def=partitions,
-              backfill_policy=dg.BackfillPolicy.single_run(), owners=[OWNERS["monitoring"]], group_name="monitoring")
+              backfill_policy=dg.BackfillPolicy.single_run(), owners=[OWNERS["monitoring"]], group_name="monitoring",
+              retry_policy=retry_policy())
     def drift_report(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
         """The week ending each day against the serving model's reference: effect sizes over adaptive
         thresholds calibrated on the reference's own weeks."""
@@ -163,7 +168,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=spec.asset("performance_report"), deps=[spec.asset("batch_predictions"), spec.asset("drift_report")],
               partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-              owners=[OWNERS["monitoring"]], group_name="monitoring")
+              owners=[OWNERS["monitoring"]], group_name="monitoring", retry_policy=retry_policy())
     def performance_report(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
         """Once a day's labels exist: error against the hold-out baseline and the seasonal-naive forecast,
         per slice, and what it costs in the spec's business figure."""
@@ -180,8 +185,9 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             history = load_days(spec, storage, "features", [earlier]) if storage.exists(
                 table_key(spec, "features", earlier)) else scored.clear()
             drift_key = f"{spec.name}/drift/{day}.json"
-            estimated = storage.read_json(drift_key).get("estimated_mae") if storage.exists(drift_key) else None
-            report = {"day": day, "model_version": version, "estimated_mae": estimated,
+            drift = storage.read_json(drift_key) if storage.exists(drift_key) else {}
+            report = {"day": day, "model_version": version, "estimated_mae": drift.get("estimated_mae"),
+                      "estimated_mae_dle": drift.get("estimated_mae_dle"),
                       **day_performance(spec, scored, baseline, seasonal_naive(spec, history, scored))}
             storage.write_json(f"{spec.name}/performance/{day}.json", report)
             rows.append({k: report[k] for k in ("day", "model_version", "mae", "estimated_mae", "naive_mae", "rmse",

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import polars as pl
 
-from assets.common import OWNERS
+from assets.common import OWNERS, fails_for_good, retry_policy
 from assets.training import JUDGED_MODEL_ARTIFACT, candidate_version, model_name, version_training_set
 from ml.baselines import seasonal_naive
 from ml.comparison import compare
@@ -42,11 +42,20 @@ def evaluation_key(spec: UseCaseSpec, version: str) -> str:
     return f"{spec.name}/evaluations/challenger-v{version}.json"
 
 
+def read_evaluation(spec: UseCaseSpec, storage: Storage, version: str) -> dict:
+    """The stored evidence of the gate on `version`; its absence is not transient, so it is not retried."""
+    key = evaluation_key(spec, version)
+    if not storage.exists(key):
+        raise dg.Failure(f"no evaluation of {model_name(spec)} v{version} ({storage.uri(key)}): materialize "
+                         f"{spec.asset('model_evaluation')} first", allow_retries=False)
+    return storage.read_json(key)
+
+
 def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     evaluation_asset, champion_asset = spec.asset("model_evaluation"), spec.asset("champion_model")
 
     @dg.asset(name=evaluation_asset, deps=[spec.asset("candidate_model")], owners=[OWNERS["training"]],
-              group_name="promotion", kinds={"onnx"})
+              group_name="promotion", kinds={"onnx"}, retry_policy=retry_policy())
     def model_evaluation(context: dg.AssetExecutionContext, config: GateRules, storage: Storage,
                          mlflow: MlflowResource) -> dg.MaterializeResult:
         """Challenger and champion scored from ONNX on the same, most recent hold-out; the gate decides."""
@@ -55,7 +64,8 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         champion = mlflow.version_by_alias(name, CHAMPION)
         pointer, frame = version_training_set(spec, storage, mlflow, challenger)
         holdout = frame.filter(pl.col("split") == "holdout")
-        X = feature_matrix(spec, holdout)
+        with fails_for_good():
+            X = feature_matrix(spec, holdout)
         # Recipes are judged by their judged fits, each blind to the last hold-out days before its own
         # cut-off: the champion's refit may have trained on this hold-out, its judged fit cannot have
         # (the champion's cut-off is earlier). The registered versions are the refits, whose serving
@@ -63,9 +73,10 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         challenger_pred = judged_model(mlflow, name, challenger).predict(X)
         champion_pred = judged_model(mlflow, name, champion).predict(X) if champion else None
         serving = servability(mlflow.load_onnx(name, challenger.version), X)
-        result = compare(spec, holdout, challenger_pred, champion_pred, GateConfig(**config.model_dump()),
-                         serving.latency_ms_per_1k, serving.size_bytes,
-                         naive_pred=seasonal_naive(spec, frame, holdout))
+        with fails_for_good():  # the gate's rules or data do not fit: a retry would judge the same way
+            result = compare(spec, holdout, challenger_pred, champion_pred, GateConfig(**config.model_dump()),
+                             serving.latency_ms_per_1k, serving.size_bytes,
+                             naive_pred=seasonal_naive(spec, frame, holdout))
         evidence = {
             "challenger_version": challenger.version,
             "champion_version": champion.version if champion else None,
@@ -89,13 +100,13 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         })
 
     @dg.asset(name=champion_asset, deps=[evaluation_asset], owners=[OWNERS["serving"]], group_name="promotion",
-              kinds={"mlflow"})
+              kinds={"mlflow"}, retry_policy=retry_policy())
     def champion_model(context: dg.AssetExecutionContext, storage: Storage, mlflow: MlflowResource) -> dg.MaterializeResult:
         """Move `champion` to the challenger if its stored evaluation says the gate passed; otherwise
         record the decision to keep the champion. A refusal is the gate working, not a failed run."""
         name = model_name(spec)
         challenger = candidate_version(context, spec, storage, mlflow)
-        evidence = storage.read_json(evaluation_key(spec, challenger.version))
+        evidence = read_evaluation(spec, storage, challenger.version)
         previous = evidence["champion_version"]
         if not evidence["passed"]:
             # The challenger alias stays: it keeps scoring in shadow until a retrain replaces it.
@@ -123,13 +134,13 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
 
 
 def build_promotion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset=spec.asset("model_evaluation"), name="promotion_gate",
+    @dg.asset_check(asset=spec.asset("model_evaluation"), name="promotion_gate", retry_policy=retry_policy(),
                     description="Whether the challenger passed every gate rule. A refusal is a WARN (the gate "
                                 "deciding, not a fault): the champion asset records it and keeps the champion.")
     def promotion_gate(context: dg.AssetCheckExecutionContext, storage: Storage,
                        mlflow: MlflowResource) -> dg.AssetCheckResult:
         challenger = candidate_version(context, spec, storage, mlflow)
-        evidence = storage.read_json(evaluation_key(spec, challenger.version))
+        evidence = read_evaluation(spec, storage, challenger.version)
         failed = [r for r in evidence["comparison"]["decision"]["rules"] if not r["passed"]]
         return dg.AssetCheckResult(
             passed=evidence["passed"], severity=dg.AssetCheckSeverity.WARN,
@@ -145,12 +156,20 @@ def build_rollback_job(spec: UseCaseSpec) -> dg.JobDefinition:
         version: str
         reason: str
 
-    @dg.op(name=f"rollback_{spec.asset('champion')}", out={})
+    @dg.op(name=f"rollback_{spec.asset('champion')}", out={}, retry_policy=retry_policy())
     def rollback(context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource):
         """Point `champion` back at an earlier version in one step; audited like a promotion."""
+        from mlflow.exceptions import MlflowException
+
         name = model_name(spec)
         current = mlflow.version_by_alias(name, CHAMPION)
-        mlflow.client().get_model_version(name, config.version)  # fails clearly on an unknown version
+        try:
+            mlflow.client().get_model_version(name, config.version)
+        except MlflowException as e:  # an unknown version fails clearly, and at once; MLflow away is retried
+            if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise dg.Failure(f"cannot roll {name} back to v{config.version}: no such version",
+                                 allow_retries=False) from e
+            raise
         mlflow.set_alias(name, CHAMPION, config.version, {
             "rolled_back_at": datetime.now(timezone.utc).isoformat(), "rolled_back_from": current.version if current else None,
             "reason": config.reason, "dagster_run_id": context.run.run_id,

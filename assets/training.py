@@ -6,7 +6,7 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets.common import OWNERS, markdown_table, table_metadata
+from assets.common import OWNERS, fails_for_good, markdown_table, retry_policy, table_metadata
 from assets.features import load_days, present_days
 from ml.spec import UseCaseSpec
 from ml.training import train_candidate
@@ -70,7 +70,8 @@ def candidate_version(context, spec: UseCaseSpec, storage: Storage, mlflow: Mlfl
         return RegisteredVersion(str(found["version"]), found["run_id"])
     challenger = mlflow.version_by_alias(model_name(spec), CHALLENGER)
     if challenger is None:
-        raise dg.Failure(f"no candidate in retrain {retrain_id(context)} and no '{CHALLENGER}' of {model_name(spec)}")
+        raise dg.Failure(f"no candidate in retrain {retrain_id(context)} and no '{CHALLENGER}' of {model_name(spec)}",
+                         allow_retries=False)
     return challenger
 
 
@@ -80,7 +81,7 @@ def version_training_set(spec: UseCaseSpec, storage: Storage, mlflow: MlflowReso
     tags = mlflow.client().get_model_version(model_name(spec), version.version).tags
     if TRAINING_SET_TAG not in tags:
         raise dg.Failure(f"{model_name(spec)} v{version.version} has no '{TRAINING_SET_TAG}' tag: registered "
-                         "before training sets were named per version; retrain to evaluate it")
+                         "before training sets were named per version; retrain to evaluate it", allow_retries=False)
     return load_training_set(spec, storage, tags[TRAINING_SET_TAG])
 
 
@@ -89,22 +90,48 @@ def latest_day(spec: UseCaseSpec, storage: Storage, stage: str) -> str | None:
     return max(days) if days else None
 
 
+def record_candidate(context: dg.AssetExecutionContext, spec: UseCaseSpec, storage: Storage, mlflow: MlflowResource,
+                     retrain: str, version: str, run_id: str) -> None:
+    """How a retrain names its candidate, trained or reused: the retrain's `candidate` record (what its
+    later steps act on), then the `challenger` alias (what shadow scoring and a step run alone use)."""
+    storage.write_json(retrain_key(spec, retrain, "candidate"), {"version": version, "run_id": run_id})
+    mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run.run_id})
+
+
+def prune_checkpoints(context: dg.AssetExecutionContext, checkpoints: StorageCheckpoints) -> int:
+    """Called once the candidate is registered (never before: until then a retried run resumes from
+    them). A failure only leaves files behind, so it is logged, not raised: failing the step now
+    would retry a registration that already happened."""
+    try:
+        return checkpoints.prune()
+    except Exception as e:  # noqa: BLE001 - the model is registered; this is tidying
+        context.log.warning(f"checkpoints under {checkpoints.prefix} not pruned: {e}")
+        return 0
+
+
 def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     training_set_key, candidate_key = spec.asset("training_set"), spec.asset("candidate_model")
 
     @dg.asset(name=training_set_key, deps=[spec.asset("features")], owners=[OWNERS["training"]],
-              group_name="training", kinds={"polars", "parquet"})
+              group_name="training", kinds={"polars", "parquet"}, retry_policy=retry_policy())
     def training_set(context: dg.AssetExecutionContext, config: TrainingWindowConfig,
                      storage: Storage) -> dg.MaterializeResult:
         """The window of days before the cut-off, split by time; the newest days are the hold-out."""
         from datetime import date, timedelta
 
-        cutoff = config.cutoff or (date.fromisoformat(latest_day(spec, storage, "features")) + timedelta(days=1)).isoformat()
-        window = Window(date.fromisoformat(cutoff), config.window_days, config.validation_days, config.holdout_days)
-        # Days whose labels are still pending are features only: nothing to learn or judge on yet.
-        missing = present_days(spec, storage, "features", window.day_keys())[1]
-        frame = split_by_time(spec, load_days(spec, storage, "features", window.day_keys(), min_share=config.min_share)
-                              .filter(pl.col(spec.target).is_not_null()), window)
+        cutoff = config.cutoff
+        if not cutoff:
+            latest = latest_day(spec, storage, "features")
+            if latest is None:
+                raise dg.Failure(f"no {spec.asset('features')} partition in the lake yet: nothing to train on",
+                                 allow_retries=False)
+            cutoff = (date.fromisoformat(latest) + timedelta(days=1)).isoformat()
+        with fails_for_good():  # a bad cut-off, a window without enough days (NotEnoughDays): no retry
+            window = Window(date.fromisoformat(cutoff), config.window_days, config.validation_days, config.holdout_days)
+            # Days whose labels are still pending are features only: nothing to learn or judge on yet.
+            missing = present_days(spec, storage, "features", window.day_keys())[1]
+            loaded = load_days(spec, storage, "features", window.day_keys(), min_share=config.min_share)
+            frame = split_by_time(spec, loaded.filter(pl.col(spec.target).is_not_null()), window)
         digest = snapshot_digest(frame)
         key = f"{spec.name}/training_sets/{digest[:16]}.parquet"
         storage.write_parquet(key, frame)
@@ -123,7 +150,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         })
 
     @dg.asset(name=candidate_key, deps=[training_set_key], owners=[OWNERS["training"]], group_name="training",
-              kinds={"mlflow", "onnx"}, retry_policy=dg.RetryPolicy(max_retries=1))
+              kinds={"mlflow", "onnx"}, retry_policy=retry_policy())
     def candidate_model(context: dg.AssetExecutionContext, config: CandidateConfig, storage: Storage,
                         mlflow: MlflowResource) -> dg.MaterializeResult:
         """Train, export to ONNX, prove parity, register in MLflow and mark as `challenger`."""
@@ -133,10 +160,15 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         record = retrain_key(spec, retrain, "training_set")
         if not storage.exists(record):
             raise dg.Failure(f"retrain {retrain} has no training set ({storage.uri(record)}): materialize "
-                             f"{training_set_key} in the same run")
+                             f"{training_set_key} in the same run", allow_retries=False)
         pointer_key = storage.read_json(record)["pointer"]
         pointer, frame = load_training_set(spec, storage, pointer_key)
-        params = json.loads(config.params_json)
+        with fails_for_good():
+            params = json.loads(config.params_json)
+        # Named by the training inputs, so a retry of this step resumes from the last epoch saved.
+        inputs = hashlib.sha256(json.dumps([config.family, params, config.seed, config.tune_trials],
+                                           sort_keys=True).encode()).hexdigest()[:12]
+        checkpoints = StorageCheckpoints(storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{inputs}")
         recipe = hashlib.sha256(json.dumps([pointer["digest"], config.model_dump(exclude={"force"}), code_version()],
                                            sort_keys=True).encode()).hexdigest()[:16]
         tags = {"data_digest": pointer["digest"], "partitions": f"{pointer['first_day']}..{pointer['last_day']}",
@@ -147,11 +179,12 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             # Idempotent: the same data, configuration and code were already trained and registered.
             found = str(min(int(mv.version) for mv in same))
             run_id = next(mv.run_id for mv in same if str(mv.version) == found)
-            storage.write_json(retrain_key(spec, retrain, "candidate"), {"version": found, "run_id": run_id})
-            mlflow.set_alias(model_name(spec), CHALLENGER, found, {"run": context.run.run_id})
+            record_candidate(context, spec, storage, mlflow, retrain, found, run_id)
+            # Same recipe, same inputs: what a run that registered it and died before pruning left.
+            pruned = prune_checkpoints(context, checkpoints)
             return dg.MaterializeResult(metadata={
                 "model_version": found, "reused": True, "recipe": recipe, "data_digest": pointer["digest"],
-                "mlflow_run": mlflow.run_url(run_id),
+                "mlflow_run": mlflow.run_url(run_id), "checkpoints_pruned": pruned,
             })
         with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags, experiment=spec.name) as run:
             def log_trial(number: int, trial_params: dict, value: float) -> None:
@@ -159,13 +192,11 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                     mlf.log_params(trial_params)
                     mlf.log_metric("validation_mae", value)
 
-            inputs = hashlib.sha256(json.dumps([config.family, params, config.seed, config.tune_trials],
-                                               sort_keys=True).encode()).hexdigest()[:12]
-            checkpoints = StorageCheckpoints(storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{inputs}")
-            result = train_candidate(spec, frame, config.family, params, seed=config.seed,
-                                     tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
-                                     recency_half_life_days=config.recency_half_life_days,
-                                     on_trial=log_trial, checkpoints=checkpoints)
+            with fails_for_good():  # an unknown family, bad parameters, ONNX parity broken: no retry
+                result = train_candidate(spec, frame, config.family, params, seed=config.seed,
+                                         tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
+                                         recency_half_life_days=config.recency_half_life_days,
+                                         on_trial=log_trial, checkpoints=checkpoints)
             mlf.log_params({**result.params, "family": config.family, "seed": config.seed,
                             "window_days": len(frame[spec.event_date].unique()),
                             "recency_half_life_days": config.recency_half_life_days})
@@ -185,8 +216,8 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                     f"{pointer['last_day']} (this version)")
             version = mlflow.log_onnx_model(model_name(spec), result.onnx_bytes, result.input_example,
                                             tags={**tags, "run_id": run.info.run_id, "fits": fits})
-            storage.write_json(retrain_key(spec, retrain, "candidate"), {"version": version, "run_id": run.info.run_id})
-            mlflow.set_alias(model_name(spec), CHALLENGER, version, {"run": context.run.run_id})
+            record_candidate(context, spec, storage, mlflow, retrain, version, run.info.run_id)
+        pruned = prune_checkpoints(context, checkpoints)  # registered: a retry can no longer need them
         importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})
         return dg.MaterializeResult(metadata={
             "model_version": version,
@@ -200,7 +231,7 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "latency_ms_per_1k": result.latency_ms_per_1k,
             "model_size_bytes": result.size_bytes,
             "feature_importance": markdown_table(importance.sort("mae_increase", descending=True), 30),
-            "data_digest": pointer["digest"], "reused": False, "recipe": recipe,
+            "data_digest": pointer["digest"], "reused": False, "recipe": recipe, "checkpoints_pruned": pruned,
         })
 
     return [training_set, candidate_model]

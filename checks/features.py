@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import daily_partitions, table_key
+from assets.common import daily_partitions, retry_policy, table_key
 from assets.features import load_days, present_days
 from ml.contract import labels_pending_rows
 from ml.features import feature_contract_violations, skew
@@ -18,7 +18,7 @@ def build_feature_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=features_key, name="feature_contract", blocking=True, partitions_def=partitions,
                     description="No leakage column among inputs, every feature present, no nulls, values in range; "
-                                "the target may be null (labels pending).")
+                                "the target may be null (labels pending).", retry_policy=retry_policy())
     def feature_contract(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         days = present_days(spec, storage, "features", list(context.partition_keys))[0]
         if not days:
@@ -34,7 +34,8 @@ def build_feature_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(asset=features_key, name="training_serving_skew", partitions_def=partitions,
-                    description="Features recomputed through the scoring path equal the stored training features.")
+                    description="Features recomputed through the scoring path equal the stored training features.",
+                    retry_policy=retry_policy())
     def training_serving_skew(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         days = present_days(spec, storage, "features", list(context.partition_keys))[0]
         if not days:

@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from assets.common import daily_partitions, markdown_table, raw_pointer_key, table_key
+from assets.common import daily_partitions, markdown_table, raw_pointer_key, retry_policy, table_key
 from assets.ingestion import days_with_data, read_raw
 from ml.contract import labels_pending_rows, schema_violations
 from ml.spec import UseCaseSpec
@@ -30,7 +30,8 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
     raw_key, validated_key, quarantined_key = (f"{stage}_{spec.name}" for stage in ("raw", "validated", "quarantined"))
 
     @dg.asset_check(asset=raw_key, name="schema_contract", blocking=True, partitions_def=partitions,
-                    description="Header, delimiter, encoding and column types of the raw file.")
+                    description="Header, delimiter, encoding and column types of the raw file.",
+                    retry_policy=retry_policy())
     def raw_schema(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         violations = []
         for day in days_with_data(spec, storage, context.partition_keys):
@@ -44,7 +45,8 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(asset=raw_key, name="volume", partitions_def=partitions,
-                    description=f"About {spec.expected_rows_per_partition} rows a day; a warning, not a stop.")
+                    description=f"About {spec.expected_rows_per_partition} rows a day; a warning, not a stop.",
+                    retry_policy=retry_policy())
     def raw_volume(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         rows = {d: storage.read_json(raw_pointer_key(spec, d))["rows"] for d in context.partition_keys}
         odd = volume_anomalies(spec, rows)
@@ -55,7 +57,8 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(asset=validated_key, name="row_contract", blocking=True, partitions_def=partitions,
-                    description="Great Expectations suite derived from the spec; must pass on 100% of rows.")
+                    description="Great Expectations suite derived from the spec; must pass on 100% of rows.",
+                    retry_policy=retry_policy())
     def row_contract(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         from checks.gx_contract import validate
 
@@ -75,7 +78,8 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=validated_key, name="conservation", blocking=True, partitions_def=partitions,
                     additional_deps=[quarantined_key],
-                    description="raw rows = validated + quarantined + merged rows, on every partition.")
+                    description="raw rows = validated + quarantined + merged rows, on every partition.",
+                    retry_policy=retry_policy())
     def conservation(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         days = days_with_data(spec, storage, context.partition_keys)
         raw = {d: read_raw(spec, storage, d)[0]["rows"] for d in days}

@@ -4,7 +4,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from assets.common import daily_partitions, table_key
+from assets.common import daily_partitions, retry_policy, table_key
 from assets.monitoring import reference_key
 from ml.monitoring import PREDICTION
 from ml.spec import UseCaseSpec
@@ -30,7 +30,8 @@ def prediction_violations(predictions: pl.DataFrame, upper: float) -> list[str]:
 def build_serving_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset=spec.asset("batch_predictions"), name="prediction_contract", blocking=True,
                     partitions_def=daily_partitions(spec),
-                    description=f"No missing predictions; 0 <= prediction <= {PLAUSIBLE_FACTOR}x the training maximum.")
+                    description=f"No missing predictions; 0 <= prediction <= {PLAUSIBLE_FACTOR}x the training maximum.",
+                    retry_policy=retry_policy())
     def prediction_contract(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
         problems, rows = [], 0
         for day in context.partition_keys:

@@ -21,3 +21,12 @@ class StorageCheckpoints:
             return None
         key = max(keys)
         return int(key.rsplit("epoch-", 1)[1].split(".")[0]), self.storage.read_bytes(key)
+
+    def prune(self) -> int:
+        """Delete every checkpoint under the prefix, once the model they lead to is registered: a
+        later run on the same inputs trains from scratch, it never resumes a finished training.
+        Returns how many were deleted."""
+        keys = self.storage.list_keys(f"{self.prefix}/")
+        for key in keys:
+            self.storage.delete(key)
+        return len(keys)

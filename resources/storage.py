@@ -1,21 +1,30 @@
 """Object storage behind one interface: a local folder (default) or S3 through boto3.
 
 Writes are atomic: a local write goes to a temporary name in the same folder and is renamed; an
-S3 write is a single PUT, which S3 makes visible all at once. A killed run leaves no half file.
+S3 write is a single PUT, which S3 makes visible all at once. A killed run leaves no half file:
+locally, at most a hidden temporary file, which no listing returns and a later write to the same
+folder removes once it is stale (`LocalStorage.remove_stale_temporaries`); on S3 nothing at all
+(a PUT that did not complete leaves no object, and no multipart upload is used).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
+
+from resources.failpoints import failpoint
 
 
 class Storage(dg.ConfigurableResource):
@@ -25,6 +34,10 @@ class Storage(dg.ConfigurableResource):
         raise NotImplementedError
 
     def read_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove the object; removing one that is not there is not an error."""
         raise NotImplementedError
 
     def exists(self, key: str) -> bool:
@@ -55,29 +68,95 @@ class Storage(dg.ConfigurableResource):
         return json.loads(self.read_bytes(key))
 
 
+# A write's temporary file, beside its key: `.<name>.<host>-<pid>.<8 random characters>.tmp`, naming
+# the writer (host: a digest of its host name); files from before the writer was named lack `<host>-<pid>.`.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# A temporary file is stale, left by a killed writer, when its writer process on this host is gone, or
+# (another host's, whose processes cannot be seen from here) when it is older than this: a live write
+# keeps it for seconds (write, fsync, rename), a paused one (a debugger, the crash tests) for minutes.
+ALWAYS_STALE_AFTER_S = 3600.0
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is an unfinished write's temporary file, never a key."""
+    return _TEMPORARY.match(name) is not None
+
+
+def temporary_prefix(name: str) -> str:
+    """The start of the temporary file name this process gives a write of `name`."""
+    return f".{name}.{_HOST}-{os.getpid()}."
+
+
+def _writer_gone(host: str | None, pid: str | None) -> bool:
+    """Whether the process that wrote a temporary file has ended (known only for this host's)."""
+    if host != _HOST or pid is None or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # exists under another user / not a pid
+        return False
+    return False
+
+
 class LocalStorage(Storage):
     root: str = "var/lake"
 
     def _path(self, key: str) -> Path:
         return Path(self.root) / key
 
+    def remove_stale_temporaries(self, folder: Path, now: float | None = None) -> list[Path]:
+        """Delete the temporary files that killed writers left in `folder`: their writer process is gone,
+        or they are older than ALWAYS_STALE_AFTER_S. Writes still in progress, in this process or another,
+        keep theirs."""
+        now = time.time() if now is None else now
+        removed = []
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            match = _TEMPORARY.match(entry.name)
+            if match is None:
+                continue
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                if _writer_gone(match["host"], match["pid"]) or age >= ALWAYS_STALE_AFTER_S:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except FileNotFoundError:  # another writer cleaned it first
+                continue
+        return removed
+
     def write_bytes(self, key: str, data: bytes) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            failpoint("after_temp_write", key)  # crash tests: written and synced, not yet renamed
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        try:  # the write is done; tidying what a killed writer left must never fail it
+            self.remove_stale_temporaries(path.parent)
+        except OSError:
+            pass
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -89,6 +168,7 @@ class LocalStorage(Storage):
         if not folder.exists():
             return []
         keys = (p.relative_to(base).as_posix() for p in folder.rglob("*") if p.is_file())
+        # Hidden names, among them unfinished writes' temporary files, are never keys.
         return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
 
     def uri(self, key: str) -> str:
@@ -150,6 +230,10 @@ class S3Storage(Storage):
     def read_bytes(self, key: str) -> bytes:
         with self._calling("get", key):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def delete(self, key: str) -> None:
+        with self._calling("delete", key):  # S3 answers 204 for a key that is not there
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
