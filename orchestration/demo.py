@@ -48,9 +48,9 @@ def live(instance: dg.DagsterInstance, first_day: date = FIRST_DAY,
     sim.bootstrap(first_day.isoformat(), cutoff.isoformat())
     if not sim.retrains[0]["promoted"]:
         return sim, None
-    failed = [d for d in (cutoff + timedelta(days=i) for i in range(live_days)) if not sim.day(d.isoformat())]
+    failed = sim.live([(cutoff + timedelta(days=i)).isoformat() for i in range(live_days)])
     sim.settle()
-    return sim, [d.isoformat() for d in failed]
+    return sim, failed
 
 
 def main() -> int:

@@ -54,19 +54,6 @@ def mae(spec: UseCaseSpec, frame: pl.DataFrame, columns: list[str], by: pl.Expr 
     return rows.group_by(by).agg(aggs).sort(by.meta.output_name()) if by is not None else rows.select(aggs)
 
 
-def day_line(spec: UseCaseSpec, storage: LocalStorage, day: str, sim: Simulation, retrains_before: int) -> str:
-    drift_key, perf_key = f"{spec.name}/drift/{day}.json", f"{spec.name}/performance/{day}.json"
-    if not storage.exists(drift_key):
-        return f"{day}  FAILED: no drift report (see the daily run's failure)"
-    drift = storage.read_json(drift_key)
-    realized = f"{storage.read_json(perf_key)['mae']:6.1f}" if storage.exists(perf_key) else "  (late)"
-    action = "; ".join(f"retrain ({r['reason']}) -> {'promoted v' + str(r['champion_after']) if r['promoted'] else 'refused'}"
-                       for r in sim.retrains[retrains_before:]) or "-"
-    verdict = "DRIFT " + ",".join(drift["drifted_features"]) if drift["drifted"] else "no drift"
-    return (f"{day}  v{drift['model_version']:>3}  {verdict:<28}  est MAE {drift['estimated_mae']:6.1f} "
-            f"[{drift['estimated_low']:.0f}, {drift['estimated_high']:.0f}]  realized {realized}  {action}")
-
-
 def estimate_accuracy(spec: UseCaseSpec, storage: LocalStorage, days: list[str]) -> dict:
     """Label-free estimate against the realized daily MAE: median |est - real| / real, correlation, coverage;
     and the same for the DLE estimate before the label feedback corrected it."""
@@ -111,12 +98,8 @@ def main() -> None:
 
     started = time.perf_counter()
     replay.bootstrap(first.isoformat(), cutoff.isoformat())
-    served_days, failed = days_between(cutoff, last), []
-    for d in served_days:
-        before = len(replay.retrains)
-        if not replay.day(d):
-            failed.append(d)
-        print(day_line(spec, replay.storage, d, replay, before), flush=True)
+    served_days = days_between(cutoff, last)
+    failed = replay.live(served_days)
     graph_seconds = time.perf_counter() - started
     loop = loop_predictions(spec, replay.storage, served_days).rename({PREDICTION: "loop"})
 

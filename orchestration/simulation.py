@@ -7,7 +7,9 @@ daemon's run-key tags, so `make ui` continues from the demo instead of starting 
 """
 
 import json
+import os
 import shutil
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -168,7 +170,8 @@ class Simulation:
     def run(self, job: str, first: str | None = None, last: str | None = None, run_config=None, tags=None):
         range_tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first} if first else {}
         return self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, run_config=run_config, tags={**range_tags, **(tags or {})}, raise_on_error=False)
+            instance=self.instance, run_config=console_level(run_config), tags={**range_tags, **(tags or {})},
+            raise_on_error=False)
 
     def champion(self) -> str | None:
         v = self.mlflow.version_by_alias(model_name(self.spec), CHAMPION)
@@ -224,7 +227,7 @@ class Simulation:
                              else sensor.asset_selection)
                 dg.materialize([*self.defs.assets, *self.defs.asset_checks], selection=selection,
                                resources=self.resources, instance=self.instance, partition_key=request.partition_key,
-                               run_config=request.run_config or None, tags=tags, raise_on_error=False)
+                               run_config=console_level(request.run_config), tags=tags, raise_on_error=False)
             else:
                 self.run(request.job_name or job or sensor.job_name, first=request.partition_key,
                          run_config=request.run_config or None, tags=tags)
@@ -243,6 +246,35 @@ class Simulation:
         self.sensor_runs(f"{name}_retrain_sensor", day=day)
         self.tick(f"{name}_alert_sensor")
         return ok
+
+    def summary(self, day: str, retrains_before: int) -> str:
+        """The day in one line: rows scored, the serving version, the drift verdict, the estimated and
+        realized MAE, and what the sensors did (retrains since `retrains_before`)."""
+        name, storage = self.spec.name, self.storage
+        drift_key, perf_key = f"{name}/drift/{day}.json", f"{name}/performance/{day}.json"
+        if not storage.exists(drift_key):
+            return f"{day}  FAILED: no drift report (see the daily run's failure)"
+        drift = storage.read_json(drift_key)
+        rows = storage.read_parquet(f"{name}/predictions/{day}.parquet").height
+        realized = f"{storage.read_json(perf_key)['mae']:6.1f}" if storage.exists(perf_key) else "  (late)"
+        action = "; ".join(f"retrain ({r['reason']}) -> {'promoted v' + str(r['champion_after']) if r['promoted'] else 'refused'}"
+                           for r in self.retrains[retrains_before:]) or "-"
+        verdict = "DRIFT " + ",".join(drift["drifted_features"]) if drift["drifted"] else "no drift"
+        return (f"{day}  {rows:>4} rows  v{drift['model_version']:>3}  {verdict:<28}  est MAE {drift['estimated_mae']:6.1f} "
+                f"[{drift['estimated_low']:.0f}, {drift['estimated_high']:.0f}]  realized {realized}  {action}")
+
+    def live(self, days: list[str], progress=lambda line: print(line, flush=True)) -> list[str]:
+        """Live `days` one by one, reporting each as one line with elapsed time and ETA; returns the
+        days whose daily run failed."""
+        failed, started = [], time.perf_counter()
+        for i, d in enumerate(days, 1):
+            before = len(self.retrains)
+            if not self.day(d):
+                failed.append(d)
+            elapsed = time.perf_counter() - started
+            progress(f"[{i}/{len(days)} {elapsed / 60:5.1f} min, ETA {elapsed / i * (len(days) - i) / 60:5.1f} min] "
+                     + self.summary(d, before))
+        return failed
 
     def running(self, sensor: dg.SensorDefinition) -> bool:
         """Whether the daemon would evaluate the sensor (its stored status, else its default)."""
@@ -271,8 +303,19 @@ class Simulation:
                 self.land(d.isoformat(), labels=True)
             # ingested by the one run below, so the sensor's requests for them are spent
             self.run_keys |= {r.run_key for r in self.tick(f"{self.spec.name}_landing_sensor").run_requests}
+        print(f"bootstrap: ingesting {first}..{last} and training the first champion on it", flush=True)
         self.run(f"ingest_{self.spec.name}", first=first, last=last)
         self.retrain(first, cutoff, f"bootstrap on {first}..{last}")
+        print(f"bootstrap: {'champion v' + self.champion() if self.retrains[-1]['promoted'] else 'no champion (refused)'}",
+              flush=True)
+
+
+def console_level(run_config: dict | None) -> dict:
+    """`run_config` with the console logger at DAGSTER_CONSOLE_LOG_LEVEL (default WARNING): a simulated
+    day runs a dozen steps, and Dagster's DEBUG event stream (~100 lines a day) would bury the one line
+    of progress the demo and the replay print. The events are stored in the instance either way."""
+    level = os.getenv("DAGSTER_CONSOLE_LOG_LEVEL", "WARNING").upper()
+    return {**(run_config or {}), "loggers": {"console": {"config": {"log_level": level}}}}
 
 
 def sent_alerts(cursor: str | None) -> list[str]:

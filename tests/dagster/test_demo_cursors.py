@@ -3,8 +3,10 @@ code location (what `make ui` runs) evaluates every sensor once more from the cu
 and requests no run and sends no alert; the runs the demo's sensors launched are the ones its run-key
 dedup finds."""
 
+import io
 import logging
 import shutil
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import date
 
 import dagster as dg
@@ -49,7 +51,9 @@ def handed_over(tmp_path_factory):
         env.setenv("MLFLOW_ARTIFACT_ROOT", str(root / "artifacts"))
         env.setenv("ALERT_SINK", "log")
         with dg.DagsterInstance.get() as instance:
-            sim, failed = demo.live(instance, date(2011, 1, 1), LIVE_DAYS)
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                sim, failed = demo.live(instance, date(2011, 1, 1), LIVE_DAYS)
             before = {"runs": instance.get_runs_count(), "cursors": cursors(instance)}
             with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as context:
                 entries = context.create_request_context().get_code_location_entries()
@@ -65,7 +69,7 @@ def handed_over(tmp_path_factory):
             after = {"runs": instance.get_runs_count(), "cursors": cursors(instance)}
             yield {"sim": sim, "failed": failed, "before": before, "after": after, "ticks": ticks,
                    "running": {s.name for s in sensors if s.default_status == dg.DefaultSensorStatus.RUNNING},
-                   "launched": launched, "found": found}
+                   "launched": launched, "found": found, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
 
 def test_the_demo_retrained_and_alerted(handed_over):
@@ -90,3 +94,13 @@ def test_the_daemon_continues_from_the_demo_without_a_run_or_an_alert(handed_ove
     assert {n: sent_alerts(after["cursors"][n]) for n in alert_sensors} == {
         n: sent_alerts(before["cursors"][n]) for n in alert_sensors}
     assert after["cursors"] == before["cursors"]
+
+
+def test_the_demo_prints_one_line_per_day_and_no_debug_stream(handed_over):
+    lines = [line for line in handed_over["stdout"].splitlines() if line.startswith("[")]
+    assert len(lines) == LIVE_DAYS
+    assert lines[0].startswith(f"[1/{LIVE_DAYS} ") and "ETA" in lines[0] and "2011-04-01" in lines[0]
+    assert all(" rows " in line and " v" in line and "est MAE" in line for line in lines)
+    assert "bootstrap: champion v1" in handed_over["stdout"]
+    # Dagster's event stream (STEP_START, ASSET_MATERIALIZATION, ... at DEBUG) stays in the instance.
+    assert " - DEBUG - " not in handed_over["stderr"] and "STEP_START" not in handed_over["stderr"]
