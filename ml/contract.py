@@ -39,6 +39,8 @@ _OPERATORS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": oper
 _UNDECODABLE = "\ufffd"
 CONFLICT = "unique_key.conflict"
 _OTHER_DELIMITERS = (";", "\t", "|")
+# Data lines split and judged at a time (see `split_lines`): bounds the text cells held in memory.
+CHUNK_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -175,19 +177,41 @@ def _event_day(spec: UseCaseSpec) -> pl.Expr:
 
 def _parsed(spec: UseCaseSpec, lines: pl.DataFrame) -> pl.DataFrame:
     """Data lines split into text cells (by header position), their field count and typed values."""
-    header = _header(lines)
-    n = len(header)
-    cells = lines.slice(1).with_columns(
-        pl.col(_LINE).str.count_matches(DELIMITER, literal=True).add(1).alias("_fields"),
-        pl.col(_LINE).str.split_exact(DELIMITER, n - 1).struct.rename_fields(header).alias("_s"),
-    ).unnest("_s")
-    if cells[_LINE].str.contains(r"\s").any():  # padding is rare: strip only when a line has some
-        cells = cells.with_columns(pl.col(header).str.strip_chars())
-    parsed = cells.with_columns(_parse(pl.col(c.header), c).alias(_typed(c.name)) for c in spec.columns)
-    # Fast pass first; integers written as floats ("3.0") get the slower lenient parse, per column.
-    lenient = [c for c in spec.columns if c.dtype == "int" and parsed.select(_unparsed(c).any()).item()]
-    parsed = parsed.with_columns(_parse_int_lenient(pl.col(c.header)).alias(_typed(c.name)) for c in lenient)
+    data = lines.slice(1)
+    parsed, _ = _typed_cells(spec, _cells(data, _header(lines), _padded(data)), frozenset())
     return parsed.with_columns(_filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
+
+
+def _padded(data: pl.DataFrame) -> bool:
+    """Padding is rare: cells are stripped only when a data line of the file has some."""
+    return bool(data[_LINE].str.contains(r"\s").any())
+
+
+def _cells(data: pl.DataFrame, header: list[str], strip: bool) -> pl.DataFrame:
+    """Data lines with their field count and their text cells, one column per header name."""
+    cells = data.with_columns(
+        pl.col(_LINE).str.count_matches(DELIMITER, literal=True).add(1).alias("_fields"),
+        pl.col(_LINE).str.split_exact(DELIMITER, len(header) - 1).struct.rename_fields(header).alias("_s"),
+    ).unnest("_s")
+    return cells.with_columns(pl.col(header).str.strip_chars()) if strip else cells
+
+
+def _typed_cells(spec: UseCaseSpec, cells: pl.DataFrame,
+                 lenient: frozenset[str]) -> tuple[pl.DataFrame, frozenset[str]]:
+    """Typed values beside the cells, and the int columns (outside `lenient`) found to need the lenient parse.
+
+    Fast pass first; integers written as floats ("3.0") get the slower lenient parse, per column:
+    the columns in `lenient` (known from an earlier slice of the file) and those where the fast
+    parse leaves a value unparsed.
+    """
+    parsed = cells.with_columns(
+        (_parse_int_lenient(pl.col(c.header)) if c.name in lenient else _parse(pl.col(c.header), c))
+        .alias(_typed(c.name)) for c in spec.columns)
+    found = frozenset(c.name for c in spec.columns
+                      if c.dtype == "int" and c.name not in lenient and parsed.select(_unparsed(c).any()).item())
+    parsed = parsed.with_columns(_parse_int_lenient(pl.col(c.header)).alias(_typed(c.name))
+                                 for c in spec.columns if c.name in found)
+    return parsed, found
 
 
 def _filled_over_day(spec: UseCaseSpec, c: Column) -> pl.Expr:
@@ -200,17 +224,36 @@ def _unparsed(c: Column) -> pl.Expr:
     return pl.col(_typed(c.name)).is_null() & ~_blank(c.header)
 
 
-def _type_violations(spec: UseCaseSpec, parsed: pl.DataFrame, file: str) -> list[Violation]:
-    """A column where most values do not parse has the wrong type: a schema break, not bad rows."""
+def _type_tally(spec: UseCaseSpec, parsed: pl.DataFrame) -> dict[str, tuple[int, int, str | None]]:
+    """Per column: values present, values that do not parse, and the first of those (in line order)."""
     present = [(~_blank(c.header)).sum().alias(c.name) for c in spec.columns]
     failed = [_unparsed(c).sum().alias(c.name) for c in spec.columns]
     counts = parsed.select(present).row(0, named=True)
     failures = parsed.select(failed).row(0, named=True)
+    examples = {}
+    if any(failures.values()):
+        examples = parsed.select(pl.col(c.header).filter(_unparsed(c)).first().alias(c.name)
+                                 for c in spec.columns if failures[c.name]).row(0, named=True)
+    return {c.name: (counts[c.name], failures[c.name], examples.get(c.name)) for c in spec.columns}
+
+
+def _type_violations(spec: UseCaseSpec, parsed: pl.DataFrame, file: str) -> list[Violation]:
+    return _tallied_type_violations(spec, [_type_tally(spec, parsed)], file)
+
+
+def _tallied_type_violations(spec: UseCaseSpec, tallies: list[dict[str, tuple[int, int, str | None]]],
+                             file: str) -> list[Violation]:
+    """A column where most values do not parse has the wrong type: a schema break, not bad rows.
+
+    `tallies` are `_type_tally` of consecutive slices of the file, in line order.
+    """
     out = []
     for c in spec.columns:
-        if counts[c.name] and 1 - failures[c.name] / counts[c.name] < MIN_PARSEABLE_SHARE:
-            share = 1 - failures[c.name] / counts[c.name]
-            example = parsed.filter(_unparsed(c))[c.header][0]
+        count = sum(t[c.name][0] for t in tallies)
+        failures = sum(t[c.name][1] for t in tallies)
+        if count and 1 - failures / count < MIN_PARSEABLE_SHARE:
+            share = 1 - failures / count
+            example = next(t[c.name][2] for t in tallies if t[c.name][1])
             out.append(Violation(file, c.header, f"type.{c.dtype}",
                                  f"only {share:.0%} of values parse as {_type_name(c)} (e.g. {example!r})"))
     return out
@@ -330,21 +373,28 @@ def _listed(file: str, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
                                   reason.alias("reason"))
 
 
-def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day: str | None = None) -> SplitResult:
-    """`split_rows` on lines already read by `read_lines` (the file is parsed once)."""
+def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day: str | None = None,
+                chunk_rows: int | None = None) -> SplitResult:
+    """`split_rows` on lines already read by `read_lines` (the file is parsed once).
+
+    A file of more than `chunk_rows` (default `CHUNK_ROWS`) data lines is split, typed and judged
+    that many lines at a time, so only one slice's text cells are in memory (a 10M-line day's would
+    take ~3 GB); the good rows of all slices then settle duplicate keys together. Every rule is row-local, except
+    the whole-file decisions (padding, lenient int parse, type breaks: taken over all slices, a
+    slice parsed again if a later one changes the parse) and day-level values (a spec with
+    `fill_over_day` is judged in one piece). The result is the same as in one piece.
+    """
     violations = _header_violations(spec, lines, file)
-    parsed = None if violations else _parsed(spec, lines)
-    violations = violations or _type_violations(spec, parsed, file)
     if violations:
         raise ContractViolation(violations)
+    header, data = _header(lines), lines.slice(1)
+    strip = _padded(data)
     n = len(spec.columns)
     rules = _row_rules(spec, partition_day)
     # Phase 1, every row: cheap boolean flags. Only rows that break nothing take part in settling
     # duplicate keys, so a malformed copy cannot push a good one into quarantine.
     wrong_width = pl.col("_fields") != n
-    flagged = parsed.with_columns(pl.any_horizontal(wrong_width, *(broken for broken, _ in rules)).alias("_bad"))
-    kept, duplicates, merged = _settle_duplicates(spec, flagged.filter(~pl.col("_bad")), file)
-    validated = kept.select(pl.col(_typed(c.name)).alias(c.name) for c in spec.columns)
+    bad = pl.any_horizontal(wrong_width, *(broken for broken, _ in rules)).alias("_bad")
     # Phase 2, bad rows only: render every broken rule as text. A line with the wrong number of
     # fields has that one reason: its cells are not where the header says.
     reason = (
@@ -352,10 +402,50 @@ def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day
         .then(pl.format(f"line has {{}} fields, expected {n} [field_count]", pl.col("_fields")))
         .otherwise(pl.concat_str([pl.when(b).then(r) for b, r in rules], separator="; ", ignore_nulls=True))
     )
-    quarantined = _listed(file, flagged.filter(pl.col("_bad")), reason)
+    # What settling duplicates reads of a good row: the typed values, the key's text, the line.
+    kept_columns = ["line_number", _LINE, *dict.fromkeys(spec.column(k).header for k in spec.key),
+                    *(_typed(c.name) for c in spec.columns)]
+    step = max(data.height if spec.fill_over_day else chunk_rows or CHUNK_ROWS, 1)
+    starts = range(0, max(data.height, 1), step)
+    lenient: frozenset[str] = frozenset()
+    while True:
+        tallies, goods, bads, error, again = [], [], [], None, False
+        for start in starts:
+            parsed, found = _typed_cells(spec, _cells(data.slice(start, step), header, strip), lenient)
+            again, lenient = again or (bool(found) and start > 0), lenient | found
+            parsed = parsed.with_columns(_filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
+            tallies.append(_type_tally(spec, parsed))
+            if len(starts) == 1 and (violations := _tallied_type_violations(spec, tallies, file)):
+                raise ContractViolation(violations)
+            if error is None and not again:
+                try:  # a file with a type break raises that break, whatever else would fail on it
+                    good, quarantined = _judged(parsed, bad, reason, kept_columns, file)
+                    goods.append(good)
+                    bads.append(quarantined)
+                except (Exception, pl.exceptions.PanicException) as e:
+                    error = e
+            del parsed
+        if not again:  # else an int column needs the lenient parse the earlier slices did not get
+            break
+    if violations := _tallied_type_violations(spec, tallies, file):
+        raise ContractViolation(violations)
+    if error is not None:
+        raise error
+    good = goods[0] if len(goods) == 1 else pl.concat(goods, rechunk=False)
+    kept, duplicates, merged = _settle_duplicates(spec, good, file)
+    validated = kept.select(pl.col(_typed(c.name)).alias(c.name) for c in spec.columns)
+    quarantined = bads[0] if len(bads) == 1 else pl.concat(bads)
     if duplicates.height:
         quarantined = pl.concat([quarantined, duplicates]).sort("line_number")
-    return SplitResult(validated=validated, quarantined=quarantined, raw_rows=parsed.height, merged=merged)
+    return SplitResult(validated=validated, quarantined=quarantined, raw_rows=data.height, merged=merged)
+
+
+def _judged(parsed: pl.DataFrame, bad: pl.Expr, reason: pl.Expr, kept_columns: list[str],
+            file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(good rows, the columns settling duplicates reads; bad rows, listed with their reasons)."""
+    flagged = parsed.with_columns(bad)
+    return (flagged.select(*kept_columns, "_bad").filter(~pl.col("_bad")).drop("_bad"),
+            _listed(file, flagged.filter(pl.col("_bad")), reason))
 
 
 def _settle_duplicates(spec: UseCaseSpec, good: pl.DataFrame,
@@ -367,10 +457,11 @@ def _settle_duplicates(spec: UseCaseSpec, good: pl.DataFrame,
     """
     keys = [_typed(k) for k in spec.key]
     copies = good.with_columns(pl.len().over(keys).alias("_copies"))
-    single, multi = copies.filter(pl.col("_copies") == 1), copies.filter(pl.col("_copies") > 1)
+    multi = copies.filter(pl.col("_copies") > 1)
     nothing = _listed(file, good.clear(), pl.lit(""))
     if multi.height == 0:
         return good, nothing, nothing
+    single = copies.filter(pl.col("_copies") == 1)
     settled = dict(spec.aggregate)
     agree = [] if spec.duplicates == "keep_last" else [
         c for c in spec.columns if c.name not in spec.key and c.name not in settled]
