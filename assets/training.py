@@ -2,17 +2,20 @@
 
 import hashlib
 import json
+import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.common import OWNERS, fails_for_good, markdown_table, retry_policy, table_metadata
 from assets.features import load_days, present_days
+from ml.features import feature_names
 from ml.spec import UseCaseSpec
 from ml.training import train_candidate
 from ml.training_set import Window, snapshot_digest, split_by_time
 from resources.checkpoints import StorageCheckpoints
-from resources.mlflow_tracking import CHALLENGER, MlflowResource, RegisteredVersion, code_version
+from resources.mlflow_tracking import CHALLENGER, MlflowResource, RegisteredVersion, has_scheme, code_version
 from resources.storage import Storage
 
 
@@ -37,7 +40,11 @@ class CandidateConfig(dg.Config):
 JUDGED_MODEL_ARTIFACT = "judged_model.onnx"  # the fit the gate judges; the registered version is the refit
 LOSS_ESTIMATOR_ARTIFACT = "loss_estimator.json"
 TRAINING_SET_TAG = "training_set"  # the version's training-set pointer in the lake
+TRAINING_SET_URI_TAG = "training_set_uri"  # the same pointer as a URI (file:// or s3://), for a reader
+TRAINING_DATA_URI_TAG = "training_data_uri"  # the parquet file the pointer names, as a URI
 RECIPE_TAG = "recipe"  # digest of data, candidate configuration and code: equal recipes give equal models
+RETRAIN_REASON_TAG = "retrain/reason"  # the run tag a retrain is launched with (sensor, schedule)
+EPOCH_METRICS = ("train_loss", "val_loss")  # per epoch, step = epoch; the judged fit's are prefixed judged_
 
 
 def retrain_id(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
@@ -83,6 +90,94 @@ def version_training_set(spec: UseCaseSpec, storage: Storage, mlflow: MlflowReso
         raise dg.Failure(f"{model_name(spec)} v{version.version} has no '{TRAINING_SET_TAG}' tag: registered "
                          "before training sets were named per version; retrain to evaluate it", allow_retries=False)
     return load_training_set(spec, storage, tags[TRAINING_SET_TAG])
+
+
+def lake_uri(storage: Storage, key: str) -> str:
+    """A lake object as a URI a reader can follow: `s3://...` as the storage gives it, a local file as `file://`."""
+    uri = storage.uri(key)
+    return uri if has_scheme(uri) else Path(uri).as_uri()
+
+
+def logged_model_name(spec: UseCaseSpec, family: str) -> str:
+    """The LoggedModel's name in MLflow (`rentals-trees`): use case and family, not MLflow's default "model"."""
+    return f"{spec.name}-{family}"
+
+
+def registered_model_description(spec: UseCaseSpec) -> str:
+    """The registered model's page: what it predicts, for which use case, the families, how versions are promoted."""
+    from ml.models import FAMILIES
+
+    unit = spec.column(spec.target).unit or spec.business_figure.unit
+    key = " × ".join(f"`{k}`" for k in spec.key)
+    evaluation, champion = spec.asset("model_evaluation"), spec.asset("champion_model")
+    return "\n".join([
+        f"Forecasts `{spec.target}` ({unit}) of the use case `{spec.name}`, one prediction per {key} row, from the "
+        f"{len(feature_names(spec))} features of the one feature definition (`ml.features`; each version's "
+        "signature names them). Served from ONNX (`model.onnx`, one float32 tensor in signature column order, "
+        "output `prediction`).",
+        "",
+        f"Families: {', '.join(f'`{f}`' for f in FAMILIES)}; a version's `family` tag and its logged model's name "
+        f"(`{logged_model_name(spec, '<family>')}`) say which.",
+        "",
+        "How versions are made and promoted:",
+        f"- each retrain (job `retrain_{spec.name}`) trains on a window of days before a cut-off, registers the "
+        f"recipe refit on every day of it as a new version and gives it the alias `{CHALLENGER}` (shadow scoring);",
+        f"- the gate (`{evaluation}`) scores the challenger's and the champion's judged fits on the newest hold-out "
+        "beside the seasonal-naive forecast: the challenger must beat the naive forecast and the champion's MAE, "
+        "no slice may be worse beyond resampling noise, and it must fit the latency and size budgets. Each gate "
+        f"is an MLflow run `gate-v<challenger>-vs-v<champion>` in the experiment `{spec.name}`;",
+        f"- `{champion}` moves the alias `champion` only when the gate passed, and leaves the evidence in the "
+        f"version's `champion.*` tags; rollback is the job `rollback_{spec.name}_champion`.",
+        "",
+        "Each version's description gives its data window, why it was trained and the gate's verdict.",
+    ])
+
+
+def version_description(spec: UseCaseSpec, pointer: dict, frame: pl.DataFrame, family: str, reason: str,
+                        run_id: str, dagster_run: str, training_set_uri: str) -> str:
+    """A version's registration section: its window and splits, why it was trained, where its data is."""
+    splits = {split: (part[spec.event_date].min(), part[spec.event_date].max(), part.height)
+              for (split,), part in frame.partition_by("split", as_dict=True).items()}
+    split_text = "; ".join(f"{split} {first}..{last} ({rows} rows)" for split, (first, last, rows) in
+                           sorted(splits.items(), key=lambda item: item[1][0]))
+    missing = pointer.get("missing_days") or []
+    return "\n".join([
+        f"`{family}` model of `{spec.name}`, trained on the partitions {pointer['first_day']}..{pointer['last_day']} "
+        f"(cut-off {pointer['cutoff']}; days without data: {', '.join(missing) if missing else 'none'}).",
+        "",
+        f"Why: {reason.rstrip('.')}.",
+        "",
+        f"Splits: {split_text}. The gate judges the recipe's fit on the days before the hold-out, scored on the "
+        f"hold-out (run artifact `{JUDGED_MODEL_ARTIFACT}`); this version is the same recipe refit on every day "
+        "of the window.",
+        "",
+        f"Data digest `{pointer['digest'][:16]}`; training set {training_set_uri}; MLflow run `{run_id}`; "
+        f"Dagster run `{dagster_run}`; code `{code_version()}`.",
+    ])
+
+
+class EpochLog:
+    """Per-epoch losses into the candidate's run, `step=epoch`: the served fit as `train_loss` / `val_loss`,
+    the judged fit as `judged_train_loss` / `judged_val_loss`. Buffered and sent in batches (one request per
+    ~50 epochs, and whatever is left by `flush`), not one request per epoch."""
+
+    def __init__(self, client, run_id: str, batch: int = 100):
+        self.client, self.run_id, self.batch, self.pending = client, run_id, batch, []
+
+    def __call__(self, fit: str, epoch: int, train_loss: float, val_loss: float) -> None:
+        from mlflow.entities import Metric
+
+        prefix = "" if fit == "served" else f"{fit}_"
+        now = int(time.time() * 1000)
+        self.pending += [Metric(f"{prefix}{k}", float(v), now, epoch)
+                         for k, v in zip(EPOCH_METRICS, (train_loss, val_loss))]
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            sent, self.pending = self.pending[:1000], self.pending[1000:]
+            self.client.log_batch(self.run_id, metrics=sent)
 
 
 def latest_day(spec: UseCaseSpec, storage: Storage, stage: str) -> str | None:
@@ -171,9 +266,13 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         checkpoints = StorageCheckpoints(storage, f"{spec.name}/checkpoints/{pointer['digest'][:16]}-{inputs}")
         recipe = hashlib.sha256(json.dumps([pointer["digest"], config.model_dump(exclude={"force"}), code_version()],
                                            sort_keys=True).encode()).hexdigest()[:16]
+        reason = context.run.tags.get(RETRAIN_REASON_TAG) or "launched by hand (the run has no retrain/reason tag)"
         tags = {"data_digest": pointer["digest"], "partitions": f"{pointer['first_day']}..{pointer['last_day']}",
                 "cutoff": pointer["cutoff"], "family": config.family, "dagster_run_id": context.run.run_id,
-                "retrain": retrain, TRAINING_SET_TAG: pointer_key, RECIPE_TAG: recipe}
+                "retrain": retrain, TRAINING_SET_TAG: pointer_key, RECIPE_TAG: recipe,
+                TRAINING_SET_URI_TAG: lake_uri(storage, pointer_key),
+                TRAINING_DATA_URI_TAG: lake_uri(storage, pointer["key"]),
+                "retrain_reason": reason[:500]}
         same = mlflow.client().search_model_versions(f"name = '{model_name(spec)}' and tags.{RECIPE_TAG} = '{recipe}'")
         if same and not config.force:
             # Idempotent: the same data, configuration and code were already trained and registered.
@@ -192,11 +291,21 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                     mlf.log_params(trial_params)
                     mlf.log_metric("validation_mae", value)
 
-            with fails_for_good():  # an unknown family, bad parameters, ONNX parity broken: no retry
-                result = train_candidate(spec, frame, config.family, params, seed=config.seed,
-                                         tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
-                                         recency_half_life_days=config.recency_half_life_days,
-                                         on_trial=log_trial, checkpoints=checkpoints)
+            description = version_description(spec, pointer, frame, config.family, reason, run.info.run_id,
+                                              context.run.run_id, tags[TRAINING_SET_URI_TAG])
+            # The run's page says the same (MLflow shows this tag as the run's description).
+            mlf.set_tag("mlflow.note.content", description + "\n\nPer-epoch metrics (iterative families): "
+                        "`train_loss` is the MSE of log1p(count) on the training rows, `val_loss` the MAE in counts "
+                        "on the validation days (what early stopping watches); `judged_*` the same for the judged fit.")
+            epochs = EpochLog(mlflow.client(), run.info.run_id)
+            try:
+                with fails_for_good():  # an unknown family, bad parameters, ONNX parity broken: no retry
+                    result = train_candidate(spec, frame, config.family, params, seed=config.seed,
+                                             tune_trials=config.tune_trials, tune_timeout_s=config.tune_timeout_s,
+                                             recency_half_life_days=config.recency_half_life_days,
+                                             on_trial=log_trial, checkpoints=checkpoints, on_epoch=epochs)
+            finally:  # a failed fit keeps the losses it reached
+                epochs.flush()
             mlf.log_params({**result.params, "family": config.family, "seed": config.seed,
                             "window_days": len(frame[spec.event_date].unique()),
                             "recency_half_life_days": config.recency_half_life_days})
@@ -215,7 +324,11 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                     f"({JUDGED_MODEL_ARTIFACT}); served: the same recipe refit on {pointer['first_day']}.."
                     f"{pointer['last_day']} (this version)")
             version = mlflow.log_onnx_model(model_name(spec), result.onnx_bytes, result.input_example,
-                                            tags={**tags, "run_id": run.info.run_id, "fits": fits})
+                                            tags={**tags, "run_id": run.info.run_id, "fits": fits},
+                                            feature_names=feature_names(spec),
+                                            logged_model_name=logged_model_name(spec, config.family),
+                                            description=description)
+            mlflow.describe_model(model_name(spec), registered_model_description(spec))
             record_candidate(context, spec, storage, mlflow, retrain, version, run.info.run_id)
         pruned = prune_checkpoints(context, checkpoints)  # registered: a retry can no longer need them
         importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})

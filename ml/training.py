@@ -15,6 +15,7 @@ the same function serves the asset, the tests and the offline replay baselines.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,7 +69,11 @@ def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params:
                     tune_trials: int = 0, tune_timeout_s: float = 120.0, recency_half_life_days: float = 0.0,
                     loss_estimate_folds: int = 5,
                     on_trial: Callable[[int, dict, float], None] | None = None,
-                    checkpoints: CheckpointStore | None = None) -> TrainedCandidate:
+                    checkpoints: CheckpointStore | None = None,
+                    on_epoch: Callable[[str, int, float, float], None] | None = None) -> TrainedCandidate:
+    """`on_epoch(fit, epoch, train_loss, val_loss)` hears each epoch of the judged and the served fit
+    (`fit` is "judged" or "served") of a family that trains in epochs (`EpochCallback`); a served fit
+    resumed from checkpoints reports the epochs it runs, from the one after the checkpoint."""
     data = {s: xy(spec, frame, s) for s in SPLITS}
     (X_train, y_train), (X_val, y_val), (X_hold, y_hold) = data["train"], data["validation"], data["holdout"]
     params = {**params, "seed": seed}
@@ -76,17 +81,20 @@ def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params:
         params = tune(family, X_train, y_train, X_val, y_val, n_trials=tune_trials, timeout_s=tune_timeout_s,
                       seed=seed, base_params=params, on_trial=on_trial)
 
-    def fit(rows: pl.DataFrame, store: CheckpointStore | None = None):
+    def fit(rows: pl.DataFrame, which: str, store: CheckpointStore | None = None):
         X, y = xy(spec, rows)
         weights = recency_weights(rows, spec.event_date, recency_half_life_days)
         extra = {} if weights is None else {"sample_weight": weights}
         if extra and family != "trees":
             raise ValueError(f"recency weighting is supported by the trees family, not {family!r}")
-        return make_model(family, params).fit(X, y, X_val, y_val, checkpoints=store, **extra)
+        model = make_model(family, params)
+        if on_epoch is not None and "on_epoch" in inspect.signature(model.fit).parameters:
+            extra["on_epoch"] = lambda epoch, train_loss, val_loss: on_epoch(which, epoch, train_loss, val_loss)
+        return model.fit(X, y, X_val, y_val, checkpoints=store, **extra)
 
     before_holdout = frame.filter(pl.col("split") != "holdout")
-    judged = OnnxModel(judged_onnx := fit(before_holdout).to_onnx())
-    served_model = fit(frame, checkpoints)
+    judged = OnnxModel(judged_onnx := fit(before_holdout, "judged").to_onnx())
+    served_model = fit(frame, "served", checkpoints)
     onnx_bytes = served_model.to_onnx()
     served = OnnxModel(onnx_bytes)
     X_all, y_all = xy(spec, frame)

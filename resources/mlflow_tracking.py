@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
     return urlunsplit(parts._replace(netloc=host)), unquote(user), unquote(password)
 
 
-def _has_scheme(location: str) -> bool:
+def has_scheme(location: str) -> bool:
     return re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", location) is not None  # "C:" is a drive, not a scheme
 
 
@@ -147,6 +148,53 @@ def get_or_create_registered_model(client, name: str):
     return get_or_create(get, lambda: client.create_registered_model(name))
 
 
+def column_signature(feature_names: list[str], output: str = "prediction"):
+    """An MLflow signature naming each input column (float32, as the ONNX graph takes them) and the output.
+
+    The ONNX graph itself has one input tensor [rows, n]; MLflow's pyfunc for ONNX feeds a DataFrame's
+    values to a single-input graph in column order, so the columns of this signature, in this order, are
+    exactly what the tensor holds."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("float", name) for name in feature_names]),
+                          outputs=Schema([ColSpec("float", output)]))
+
+
+def feature_frame(rows, feature_names: list[str], model=None):
+    """`rows` (a 2-D array in feature order) as a float32 DataFrame with the feature names as columns; with
+    the ONNX `model`, first checks that it takes one tensor of exactly that many columns."""
+    import numpy as np
+    import pandas as pd
+
+    if model is not None:
+        inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+        dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else []
+        width = dims[-1].dim_value if len(dims) == 2 else None
+        if width != len(feature_names):
+            raise ValueError(f"the ONNX graph takes {[i.name for i in inputs]} (width {width}), not one tensor "
+                             f"of the {len(feature_names)} named features")
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.ndim != 2 or rows.shape[1] != len(feature_names):
+        raise ValueError(f"input example of shape {rows.shape} for {len(feature_names)} named features")
+    return pd.DataFrame(rows, columns=list(feature_names))
+
+
+def replace_section(description: str, heading: str, text: str) -> str:
+    """`description` with its `## heading` section set to `text` (added at the end if missing); the text
+    before the first heading is the section named "" (the registration's)."""
+    sections: dict[str, str] = {}
+    for i, part in enumerate(re.split(r"(?m)^## ", description)):
+        if i == 0:
+            sections[""] = part.strip()
+        else:
+            title, _, body = part.partition("\n")
+            sections[title.strip()] = body.strip()
+    sections[heading] = text.strip()
+    return "\n\n".join(body if not title else f"## {title}\n{body}" for title, body in sections.items()
+                         if body or title).strip()
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """A registry version as the pipeline uses it; versions are strings everywhere (tags, keys, JSON)."""
@@ -181,7 +229,7 @@ class MlflowResource(dg.ConfigurableResource):
         server proxies to its `--artifacts-destination`. A folder on this machine means nothing to a
         server or to the other machines that read the registry, so it is only used with a local store."""
         root = _resolved(self.artifact_root)
-        if _has_scheme(root):
+        if has_scheme(root):
             return root
         if not root or self.uri.split(":", 1)[0].lower() in ("http", "https", "databricks"):
             return None
@@ -224,26 +272,59 @@ class MlflowResource(dg.ConfigurableResource):
                               tags={"code_version": code_version(), **(tags or {})}) as run:
             yield run
 
-    def log_onnx_model(self, model_name: str, onnx_bytes: bytes, input_example, tags: dict) -> str:
-        """Log and register the ONNX model in the active run; returns the new version number."""
+    def log_onnx_model(self, model_name: str, onnx_bytes: bytes, input_example, tags: dict, *,
+                       feature_names: list[str] | None = None, logged_model_name: str = "model",
+                       description: str | None = None) -> str:
+        """Log and register the ONNX model in the active run; returns the new version number.
+
+        With `feature_names` the signature names every input column (`column_signature`) and the input
+        example becomes a table with those columns; the ONNX graph is logged unchanged (one float tensor
+        [rows, n], the columns in that order), so what serving loads is the same bytes. `logged_model_name`
+        is the LoggedModel's name in MLflow 3 (e.g. `rentals-trees`): a display name, not a path: the
+        model's files stay at the root of its artifacts, where `load_onnx` reads them."""
         import mlflow
         import onnx
         from mlflow.models import infer_signature
 
         failpoint("before_register", model_name)  # crash tests: run logged, no version yet
         model = onnx.load_from_string(onnx_bytes)
+        if feature_names is None:
+            signature = infer_signature(input_example)
+        else:
+            input_example = feature_frame(input_example, feature_names, model)
+            signature = column_signature(feature_names, model.graph.output[0].name)
         client = self.client()
         # Created here, race-safe, rather than left to log_model (which happens to tolerate the race too).
         get_or_create_registered_model(client, model_name)
-        info = mlflow.onnx.log_model(
-            model, name="model", registered_model_name=model_name, input_example=input_example,
-            signature=infer_signature(input_example), save_as_external_data=False,
-            onnx_execution_providers=["CPUExecutionProvider"],
-        )
+        with warnings.catch_warnings():  # MLflow's own check of a DataFrame example trips a pandas deprecation
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            info = mlflow.onnx.log_model(
+                model, name=logged_model_name, registered_model_name=model_name, input_example=input_example,
+                signature=signature, save_as_external_data=False,
+                onnx_execution_providers=["CPUExecutionProvider"],
+            )
         version = str(info.registered_model_version)
         for k, v in tags.items():
             client.set_model_version_tag(model_name, version, k, str(v))
+        if description is not None:
+            client.update_model_version(model_name, version, description=description)
         return version
+
+    def describe_model(self, model_name: str, description: str) -> None:
+        """The registered model's page text (what it predicts, how versions get promoted)."""
+        client = self.client()
+        if (client.get_registered_model(model_name).description or "") != description:
+            client.update_registered_model(model_name, description=description)
+
+    def describe_version(self, model_name: str, version: str, heading: str, text: str) -> None:
+        """Write the section `heading` of a version's description (`## heading`), replacing that section if
+        it is there and keeping the others: registration, gate and promotion each own one, so a re-run of
+        a step rewrites its own section instead of appending a second copy."""
+        client = self.client()
+        current = client.get_model_version(model_name, version).description or ""
+        updated = replace_section(current, heading, text)
+        if updated != current:
+            client.update_model_version(model_name, version, description=updated)
 
     def version_by_alias(self, model_name: str, alias: str) -> RegisteredVersion | None:
         from mlflow.exceptions import MlflowException

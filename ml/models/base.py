@@ -7,6 +7,7 @@ raw feature values in the feature builder's column order) and one output named `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, Self
 
 import numpy as np
@@ -14,6 +15,11 @@ import numpy as np
 ONNX_INPUT = "features"
 ONNX_OUTPUT = "prediction"
 ONNX_OPSET = 17
+
+# (epoch, train_loss, val_loss): what an iterative family reports after each epoch when its ``fit`` takes
+# an ``on_epoch`` keyword (the MLP: MSE of log1p(count) on the training rows, and the validation MAE in
+# counts that early stopping watches). Families without epochs (trees) do not take it.
+EpochCallback = Callable[[int, float, float], None]
 
 
 class CheckpointStore(Protocol):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any, Self
 
 import numpy as np
 import torch
 from torch import nn
 
-from ml.models.base import ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, CheckpointStore, as_features, resolve_params
+from ml.models.base import (ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, CheckpointStore, EpochCallback, as_features,
+                             resolve_params)
 
 # Chosen by benchmarks/training_and_scoring.py: a few seconds on 2011, >= 1M rows/s in ONNX.
 DEFAULTS: dict[str, Any] = {
@@ -31,9 +31,6 @@ DEFAULTS: dict[str, Any] = {
     "patience": 50,
     "seed": 0,
 }
-
-EpochCallback = Callable[[int, float, float], None]  # (epoch, train_loss, val_mae)
-
 
 class _Net(nn.Module):
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, hidden: int, layers: int) -> None:
