@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm
 import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # imported where a model is fit or parsed: the definitions load without it
+    import lightgbm
 
 FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 PREDICTION_FEATURE = "__prediction__"
@@ -111,6 +113,8 @@ class LossEstimator:
     def __post_init__(self) -> None:
         # Always predict through a Booster parsed from the text, so a fresh and a reloaded
         # estimator take the same code path and give bit-identical estimates.
+        import lightgbm
+
         object.__setattr__(self, "_booster", lightgbm.Booster(model_str=self.model_str))
         unknown = set(self.inputs) - set(self.feature_names)
         if unknown:
@@ -180,6 +184,8 @@ def _inputs(X: np.ndarray, prediction: ArrayLike, days: ArrayLike | None = None)
 
 
 def _fit_booster(inputs: np.ndarray, abs_error: np.ndarray, objective: str, names: list[str]) -> str:
+    import lightgbm
+
     params = dict(ESTIMATOR_PARAMS)
     if objective == "log1p":
         target = np.log1p(abs_error)
