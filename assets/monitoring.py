@@ -3,6 +3,7 @@ performance reports."""
 
 import base64
 import json
+import math
 from datetime import date, timedelta
 
 import dagster as dg
@@ -14,7 +15,7 @@ from assets.training import LOSS_ESTIMATOR_ARTIFACT, candidate_version, model_na
 from ml.baselines import seasonal_naive
 from ml.performance_estimate import LabelFeedback, LossEstimator
 from ml.drift.reference import ReferenceStats
-from ml.drift.report import render_psi_png
+from ml.drift.report import render_effect_heatmap_png, render_psi_png, render_series_png
 from ml.features import feature_matrix
 from ml.monitoring import (DRIFT_WINDOW_DAYS, PREDICTION, clip_counts, day_performance, estimated_performance,
                            reference_statistics, window_drift)
@@ -48,25 +49,89 @@ def scored_day(spec: UseCaseSpec, storage: Storage, day: str) -> pl.DataFrame:
 
 def labelled_history(spec: UseCaseSpec, storage: Storage, day: str, version: str,
                      look_back_days: int = 60) -> tuple[list[float], list[float]]:
-    """Realized and uncorrected estimated MAE of `version`'s labelled days before `day`, oldest first.
-
-    One listing of the performance reports, then a read of each in the look-back: days whose labels
-    are still pending have no report, and a report carries the estimate its day was given.
-    """
-    prefix = f"{spec.name}/performance/"
-    first = (date.fromisoformat(day) - timedelta(days=look_back_days)).isoformat()
-    realized, estimated = [], []
-    for key in storage.list_keys(prefix):
-        if first <= key[len(prefix):].removesuffix(".json") < day:
-            perf = storage.read_json(key)
-            if perf["model_version"] == version and perf.get("estimated_mae_dle") is not None:
-                realized.append(perf["mae"])
-                estimated.append(perf["estimated_mae_dle"])
-    return realized, estimated
+    """Realized and uncorrected estimated MAE of `version`'s labelled days before `day`, oldest first
+    (days whose labels are still pending have no performance report; a report carries the estimate
+    its day was given)."""
+    yesterday = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    reports = [r for r in recent_reports(spec, storage, "performance", yesterday, look_back_days)
+               if r["model_version"] == version and r.get("estimated_mae_dle") is not None]
+    return [r["mae"] for r in reports], [r["estimated_mae_dle"] for r in reports]
 
 
 def png_markdown(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+# The pictures look back this many days of stored reports, ending at the run's last day.
+PLOT_DAYS = 30
+
+
+def recent_reports(spec: UseCaseSpec, storage: Storage, kind: str, last_day: str,
+                   days: int = PLOT_DAYS) -> list[dict]:
+    """The stored `kind` ("drift" | "performance") reports of the `days` days ending at `last_day`,
+    oldest first: one listing, then a read of each in range."""
+    prefix = f"{spec.name}/{kind}/"
+    first = (date.fromisoformat(last_day) - timedelta(days=days - 1)).isoformat()
+    keys = sorted(k for k in storage.list_keys(prefix) if first <= k[len(prefix):].removesuffix(".json") <= last_day)
+    return [storage.read_json(k) for k in keys]
+
+
+def numbers(values: dict) -> dict:
+    """Only the finite numbers (plain floats and ints) of `values`, for the Partitions and Plots tabs."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            out[key] = dg.MetadataValue.int(value)
+        elif isinstance(value, float) and math.isfinite(value):
+            out[key] = dg.MetadataValue.float(value)
+    return out
+
+
+def drift_heatmap(reports: list[dict]) -> bytes | None:
+    """Column x day effect (statistic / threshold) of stored drift reports, blank where a column was not
+    judged (a young model's outputs) or not measured; None if no report carries it."""
+    columns: list[str] = []
+    for r in reports:
+        for c in r["columns"]:
+            name = c["column"] if c["role"] == "feature" else f"{c['column']} ({c['role']})"
+            if "effect" in c and name not in columns:
+                columns.append(name)
+    if not columns:
+        return None
+    grid = [[math.nan] * len(reports) for _ in columns]
+    for j, r in enumerate(reports):
+        for c in r["columns"]:
+            name = c["column"] if c["role"] == "feature" else f"{c['column']} ({c['role']})"
+            if c.get("effect") is not None and not c.get("not_judged") and name in columns:
+                grid[columns.index(name)][j] = c["effect"]
+    return render_effect_heatmap_png([r["day"] for r in reports], columns, grid)
+
+
+def mae_plot(reports: list[dict]) -> bytes:
+    """Realized champion MAE, shadow challenger MAE, seasonal-naive MAE and the label-free estimate by day."""
+    def series(key: str) -> list[float]:
+        return [math.nan if r.get(key) is None else float(r[key]) for r in reports]
+
+    return render_series_png([r["day"] for r in reports],
+                             {"champion (realized)": series("mae"), "challenger (shadow)": series("shadow_mae"),
+                              "seasonal naive": series("naive_mae"), "estimated (label-free)": series("estimated_mae")},
+                             "MAE by day", "MAE")
+
+
+def shadow_performance(spec: UseCaseSpec, storage: Storage, scored: pl.DataFrame, day: str) -> dict:
+    """The shadow challenger's MAE on the day's labelled rows, when a challenger scored that day."""
+    predictions = storage.read_parquet(table_key(spec, "predictions", day))
+    if "shadow_prediction" not in predictions.columns:
+        return {}
+    rows = scored.select(*spec.key, spec.target).join(
+        predictions.select(*spec.key, "shadow_prediction", "shadow_version"), on=list(spec.key)).drop_nulls(
+        [spec.target, "shadow_prediction"])
+    if not rows.height:
+        return {}
+    error = (rows["shadow_prediction"].cast(pl.Float64) - rows[spec.target].cast(pl.Float64)).abs().mean()
+    return {"shadow_mae": float(error), "shadow_version": rows["shadow_version"][0]}
 
 
 def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
@@ -150,19 +215,34 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                 "day": day, "window": f"{window[0]}..{day}", "model_version": version, "drifted": report.drifted,
                 **estimate,
                 "drifted_features": report.drifted_features, "share_drifted": report.share_drifted,
-                "columns": [{"column": c.column, "role": c.role, "drifted_by": list(c.drifted_by), **c.stats}
+                "max_effect": None if math.isnan(report.max_effect) else report.max_effect,
+                "columns": [{"column": c.column, "role": c.role, "drifted_by": list(c.drifted_by),
+                             "not_judged": c.not_judged or None,
+                             "effect": None if math.isnan(c.effect) else c.effect, **c.stats}
                             for c in report.columns],
             })
             reports[day] = report
+            # This day's own materialization: its numbers, drawn by day in the Partitions and Plots tabs.
+            context.add_asset_metadata({
+                "dataset_drift": report.drifted,
+                "drifted_features": ", ".join(report.drifted_features) or "none",
+                **numbers({"share_drifted": report.share_drifted, "drifted_feature_count": len(report.drifted_features),
+                           "max_effect": report.max_effect, "estimated_mae": estimate["estimated_mae"],
+                           "estimated_low": estimate["estimated_low"], "estimated_high": estimate["estimated_high"]}),
+            }, partition_key=day)
         last_day, last = list(reports.items())[-1]
         days = pl.DataFrame({"day": list(reports), "drifted": [r.drifted for r in reports.values()],
                              "features": [", ".join(r.drifted_features) for r in reports.values()]})
+        # The pictures, rendered once per run, go on the last day's materialization (the asset's latest).
+        heatmap = drift_heatmap(recent_reports(spec, storage, "drift", last_day))
+        context.add_asset_metadata({
+            "report": dg.MetadataValue.md(
+                f"### {last_day}\n\n{last.to_markdown()}\n\n" + png_markdown(render_psi_png(last), "PSI per column")
+                + ("" if heatmap is None else f"\n\n#### Effect over threshold, last {PLOT_DAYS} days\n\n"
+                   + png_markdown(heatmap, "drift heat map"))),
+        }, partition_key=last_day)
         return dg.MaterializeResult(metadata={
-            "dataset_drift": last.drifted,
             "drifted_days": int(days["drifted"].sum()),
-            "drifted_features": ", ".join(last.drifted_features) or "none",
-            "report": dg.MetadataValue.md(f"### {last_day}\n\n{last.to_markdown()}\n\n"
-                                          + png_markdown(render_psi_png(last), "PSI per column")),
             "days": markdown_table(days, 60),
         })
 
@@ -178,6 +258,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             scored = scored_day(spec, storage, day)
             if spec.target not in scored.columns or scored[spec.target].null_count() == scored.height:
                 context.log.info(f"{day}: labels not arrived yet; report left for a later run")
+                context.add_asset_metadata({"labels_pending": True}, partition_key=day)
                 continue
             version = scored["model_version"][0]
             baseline = storage.read_json(reference_key(spec, version))["holdout_mae"]
@@ -188,8 +269,14 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             drift = storage.read_json(drift_key) if storage.exists(drift_key) else {}
             report = {"day": day, "model_version": version, "estimated_mae": drift.get("estimated_mae"),
                       "estimated_mae_dle": drift.get("estimated_mae_dle"),
-                      **day_performance(spec, scored, baseline, seasonal_naive(spec, history, scored))}
+                      **day_performance(spec, scored, baseline, seasonal_naive(spec, history, scored)),
+                      **shadow_performance(spec, storage, scored, day)}
             storage.write_json(f"{spec.name}/performance/{day}.json", report)
+            context.add_asset_metadata({"labels_pending": False, **numbers({
+                "mae": report["mae"], "estimated_mae": report["estimated_mae"], "naive_mae": report["naive_mae"],
+                "mae_ratio": report["mae_ratio"], "shadow_mae": report.get("shadow_mae"),
+                figure.short: report["business"]["short_per_day"], figure.idle: report["business"]["idle_per_day"]})},
+                partition_key=day)
             rows.append({k: report[k] for k in ("day", "model_version", "mae", "estimated_mae", "naive_mae", "rmse",
                                                 "mape", "mae_ratio")}
                         | {figure.short: report["business"]["short_per_day"],
@@ -197,11 +284,13 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         if not rows:
             return dg.MaterializeResult(metadata={"labels_pending": True})
         table = pl.DataFrame(rows)
-        last = rows[-1]
+        # Rendered once per run, on the latest day's materialization (the asset's latest).
+        last_day = context.partition_keys[-1]
+        history = recent_reports(spec, storage, "performance", last_day)
+        context.add_asset_metadata({"mae_by_day": dg.MetadataValue.md(
+            f"#### MAE by day, last {PLOT_DAYS} days\n\n" + png_markdown(mae_plot(history), "MAE by day"))},
+            partition_key=last_day)
         return dg.MaterializeResult(metadata={
-            "mae": last["mae"], "mae_ratio": last["mae_ratio"], "labels_pending": False,
-            "naive_mae": last["naive_mae"], "estimated_mae": last["estimated_mae"] or float("nan"),
-            figure.short: last[figure.short], figure.idle: last[figure.idle],
             "days": markdown_table(table.with_columns(pl.selectors.float().round(3)), 60),
         })
 

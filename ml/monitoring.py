@@ -48,6 +48,7 @@ def window_drift(spec: UseCaseSpec, stats: ReferenceStats, features: pl.DataFram
     if scored[spec.event_date].n_unique() < DRIFT_WINDOW_DAYS:
         for column in outputs.columns:
             column.drifted_by = ()
+            column.not_judged = f"not judged: model younger than {DRIFT_WINDOW_DAYS} days"
     return DriftReport(inputs.columns + outputs.columns, inputs.drift_share, features.height, stats.threshold_rule)
 
 

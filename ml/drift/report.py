@@ -32,10 +32,22 @@ class ColumnDrift:
     stats: dict[str, float]  # measure.STATISTICS (NaN if n/a)
     thresholds: dict[str, float]
     drifted_by: tuple[str, ...] = ()  # effect sizes above their threshold
+    not_judged: str = ""  # why the column's verdict is withheld (e.g. outputs of a model's first days)
 
     @property
     def drifted(self) -> bool:
         return bool(self.drifted_by)
+
+    @property
+    def effect(self) -> float:
+        """The largest deciding statistic over its threshold (> 1 drifts), NaN when none applies."""
+        ratios = [abs(self.stats[s]) / t for s, t in self.thresholds.items()
+                  if t > 0 and not np.isnan(self.stats.get(s, np.nan))]
+        return float(max(ratios)) if ratios else float("nan")
+
+    @property
+    def verdict(self) -> str:
+        return "yes" if self.drifted else (self.not_judged or "no")
 
 
 @dataclass
@@ -55,6 +67,12 @@ class DriftReport:
         prediction = any(c.drifted for c in self.columns if c.role == "prediction")
         self.drifted = prediction or (bool(features) and self.share_drifted >= self.drift_share)
 
+    @property
+    def max_effect(self) -> float:
+        """The largest effect over its threshold among the judged columns (> 1: something drifted)."""
+        effects = [c.effect for c in self.columns if not c.not_judged and not np.isnan(c.effect)]
+        return max(effects) if effects else float("nan")
+
     def to_markdown(self) -> str:
         verdict = "DRIFTED" if self.drifted else "no drift"
         lines = [
@@ -69,7 +87,7 @@ class DriftReport:
         ]
         for c in self.columns:
             cells = " | ".join(_cell(c, s) for s in COLUMNS_SHOWN)
-            lines.append(f"| {c.column} | {c.role} | {cells} | {'yes' if c.drifted else 'no'} |")
+            lines.append(f"| {c.column} | {c.role} | {cells} | {c.verdict} |")
         return "\n".join(lines)
 
 
@@ -104,12 +122,63 @@ def compare(reference: ReferenceStats, current: pl.DataFrame,
     return DriftReport(rows, drift_share, current.height, reference.threshold_rule)
 
 
-def render_psi_png(report: DriftReport) -> bytes:
-    """Horizontal bars of each column's PSI against its threshold, as PNG bytes."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+
+    return plt
+
+
+def _png(fig, dpi: int) -> bytes:
+    plt = _pyplot()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def render_effect_heatmap_png(days: list[str], columns: list[str], effects: np.ndarray) -> bytes:
+    """Column x day heat map of each column's largest statistic over its threshold (> 1 drifts; NaN
+    blank), as PNG bytes. `effects` has one row per column and one column per day."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    plt = _pyplot()
+    values = np.asarray(effects, dtype=float).reshape(len(columns), len(days))
+    top = np.nanmax(values) if np.isfinite(values).any() else 2.0
+    fig, ax = plt.subplots(figsize=(min(max(5.0, 2.5 + 0.25 * len(days)), 9.5), 0.28 * len(columns) + 1.6))
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="RdBu_r", interpolation="nearest",
+                      norm=TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(float(top), 2.0)))
+    ax.set_yticks(np.arange(len(columns)), columns, fontsize=8)
+    step = max(1, len(days) // 10)
+    ax.set_xticks(np.arange(0, len(days), step), [d[5:] for d in days[::step]], rotation=45, fontsize=8)
+    ax.set_title("largest statistic / threshold (red > 1: drifted; blank: not judged)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    return _png(fig, dpi=80)
+
+
+def render_series_png(days: list[str], series: dict[str, list[float]], title: str, ylabel: str) -> bytes:
+    """One line per named series over the days (NaN: no point), as PNG bytes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    x = np.arange(len(days))
+    for label, values in series.items():
+        y = np.asarray(values, dtype=float)
+        if np.isfinite(y).any():
+            ax.plot(x, y, marker="o", markersize=3, label=label)
+    step = max(1, len(days) // 10)
+    ax.set_xticks(x[::step], [d[5:] for d in days[::step]], rotation=45, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return _png(fig, dpi=80)
+
+
+def render_psi_png(report: DriftReport) -> bytes:
+    """Horizontal bars of each column's PSI against its threshold, as PNG bytes."""
+    plt = _pyplot()
 
     cols = [c for c in report.columns if not np.isnan(c.stats["psi"])]
     y = np.arange(len(cols))
@@ -123,8 +192,4 @@ def render_psi_png(report: DriftReport) -> bytes:
     ax.set_xlabel("PSI (nats)")
     verdict = "DRIFTED" if report.drifted else "no drift"
     ax.set_title(f"{verdict}: PSI per column (red: above threshold |)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig, dpi=100)

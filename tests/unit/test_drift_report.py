@@ -131,3 +131,32 @@ def test_markdown_and_png_show_every_column_and_the_verdict(summer):
     assert temp.stats["out_of_range"] > 0 and f"| {temp.stats['out_of_range']:.3g} | yes |" in markdown
     png = render_psi_png(report)
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_outputs_of_a_model_younger_than_the_window_are_shown_as_not_judged(summer_split):
+    from ml.monitoring import DRIFT_WINDOW_DAYS, window_drift
+
+    frame, days = summer_split
+    reference = summer_reference(frame, DRIFT_WINDOW_DAYS)
+    # The prediction of a model three days in service, doubled: far off, yet too few days to judge.
+    scored = pl.concat(days[:3]).with_columns(pl.col("prediction") * 2)
+    report = window_drift(SPEC, reference, pl.concat(days[:DRIFT_WINDOW_DAYS]), scored)
+    outputs = [c for c in report.columns if c.role != "feature"]
+    assert outputs and all(not c.drifted and c.not_judged for c in outputs)
+    reason = f"not judged: model younger than {DRIFT_WINDOW_DAYS} days"
+    rows = [line for line in report.to_markdown().splitlines() if line.startswith("| prediction |")]
+    assert rows and rows[0].endswith(f"| {reason} |")
+    # Judged columns keep their plain verdict, and the unjudged ones do not count in the largest effect.
+    assert all(line.endswith(("| no |", "| yes |")) for line in report.to_markdown().splitlines()
+               if "| feature |" in line)
+    judged = [c.effect for c in report.columns if c.role == "feature" and not np.isnan(c.effect)]
+    assert report.max_effect == pytest.approx(max(judged))
+
+
+def test_effect_heat_map_and_series_render_as_png():
+    from ml.drift.report import render_effect_heatmap_png, render_series_png
+
+    days = ["2011-04-01", "2011-04-02", "2011-04-03"]
+    heat = render_effect_heatmap_png(days, ["temp", "hum"], np.array([[0.2, 1.5, np.nan], [0.1, 0.3, 0.9]]))
+    series = render_series_png(days, {"a": [1.0, np.nan, 2.0], "b": [np.nan] * 3}, "t", "MAE")
+    assert heat.startswith(b"\x89PNG") and series.startswith(b"\x89PNG")
