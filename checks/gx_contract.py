@@ -124,7 +124,13 @@ def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = No
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": frame.to_pandas()})
     )
-    result = batch.validate(build_suite(spec, first_day, last_day), result_format="BASIC")
+    suite = build_suite(spec, first_day, last_day)
+    # Booleans first: unexpected counts cost GX about as much again (0.36 against 0.76 s a day,
+    # measured on one day of rentals, most of it per-expectation overhead, not rows), and a passing
+    # day has none to count. Only a failing day is validated again for its counts.
+    result = batch.validate(suite, result_format="BOOLEAN_ONLY")
+    if not result.success:
+        result = batch.validate(suite, result_format="BASIC")
     outcomes = []
     for r in result.results:
         kwargs = r.expectation_config.kwargs

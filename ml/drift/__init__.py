@@ -7,7 +7,6 @@ windows of random reference days, the size of the windows to be judged), store i
 
 from ml.drift.calibration import build_reference
 from ml.drift.reference import ReferenceStats
-from ml.drift.report import ColumnDrift, DriftReport, compare, render_psi_png
+from ml.drift.report import ColumnDrift, DriftReport, compare
 
-__all__ = ["ColumnDrift", "DriftReport", "ReferenceStats", "build_reference", "compare",
-           "render_psi_png"]
+__all__ = ["ColumnDrift", "DriftReport", "ReferenceStats", "build_reference", "compare"]

@@ -1,12 +1,13 @@
 """Drift verdicts on the real bike data: quiet on fresh days, loud on real shifts."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from ml.drift import build_reference, compare, render_psi_png
+from ml.drift import build_reference, compare
 from ml.usecases.bike_rentals import SPEC
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bike_sharing_hourly.csv"
@@ -129,8 +130,6 @@ def test_markdown_and_png_show_every_column_and_the_verdict(summer):
     assert "| W1/sd (thr) |" in markdown
     temp = next(c for c in report.columns if c.column == "temp")
     assert temp.stats["out_of_range"] > 0 and f"| {temp.stats['out_of_range']:.3g} | yes |" in markdown
-    png = render_psi_png(report)
-    assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
 def test_outputs_of_a_model_younger_than_the_window_are_shown_as_not_judged(summer_split):
@@ -160,3 +159,22 @@ def test_effect_heat_map_and_series_render_as_png():
     heat = render_effect_heatmap_png(days, ["temp", "hum"], np.array([[0.2, 1.5, np.nan], [0.1, 0.3, 0.9]]))
     series = render_series_png(days, {"a": [1.0, np.nan, 2.0], "b": [np.nan] * 3}, "t", "MAE")
     assert heat.startswith(b"\x89PNG") and series.startswith(b"\x89PNG")
+
+
+def red_pixels(png: bytes) -> int:
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return int((rgb[..., 0] - np.maximum(rgb[..., 1], rgb[..., 2]) > 50).sum())
+
+
+def test_the_heat_map_paints_a_drifted_cell_red_and_the_others_not():
+    from ml.drift.report import render_effect_heatmap_png
+
+    days = [f"2011-04-{d:02d}" for d in range(1, 8)]
+    calm = np.full((3, 7), 0.3)
+    drifted = calm.copy()
+    drifted[1, 6] = 4.0
+    # The colour bar's red end is always drawn; only a drifted cell adds a red block inside the axes.
+    assert red_pixels(render_effect_heatmap_png(days, ["temp", "hum", "windspeed"], drifted)) > \
+        red_pixels(render_effect_heatmap_png(days, ["temp", "hum", "windspeed"], calm)) + 500
