@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from ml.spec import UseCaseSpec
+from resources.mlflow_tracking import has_scheme
+from resources.storage import Storage
 
 OWNERS = {
     "data": "team:data-platform",
@@ -66,6 +69,17 @@ def raw_pointer_key(spec: UseCaseSpec, day: str) -> str:
 
 def raw_blob_key(spec: UseCaseSpec, day: str, sha256: str) -> str:
     return f"{spec.name}/raw/{day}/{sha256[:16]}.csv"
+
+
+def data_docs_key(spec: UseCaseSpec, first_day: str, last_day: str) -> str:
+    """The Data Docs page of one validation of the GX suite: a day, or the range a backfill validated."""
+    return f"{spec.name}/data_docs/{first_day if first_day == last_day else f'{first_day}_{last_day}'}/index.html"
+
+
+def lake_uri(storage: Storage, key: str) -> str:
+    """A lake object as a URI a reader can follow: `s3://...` as the storage gives it, a local file as `file://`."""
+    uri = storage.uri(key)
+    return uri if has_scheme(uri) else Path(uri).as_uri()
 
 
 _POLARS_TO_TYPE = {pl.Int64: "int", pl.Float64: "float", pl.Float32: "float", pl.Date: "date", pl.String: "string"}

@@ -1,6 +1,7 @@
 """Raw files in, typed rows out: raw (exactly as arrived), validated and quarantined tables."""
 
 import hashlib
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import polars as pl
@@ -35,6 +36,22 @@ def gap_metadata(gaps: dict[str, str], days: int) -> dict:
     return {"no_data": len(gaps) == days, "no_data_days": sorted(gaps), "reason": next(iter(gaps.values()))}
 
 
+# A day's file must have landed by 06:00 UTC the next day: raw must have materialized in the 24 hours
+# before each 06:00. Dagster's freshness daemon judges it in real time (asset health in the UI, a
+# FRESHNESS_STATE_CHANGE event the alert sensor pages on); runs never evaluate it, so a replay of 2011
+# is not "late". The policy is asset-level: any materialization in the window counts, a backfill too.
+LANDING_DEADLINE_HOUR = 6
+LANDING_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron=f"0 {LANDING_DEADLINE_HOUR} * * *",
+                                            lower_bound_delta=timedelta(days=1))
+
+
+def overdue_day(failed_at: float) -> str:
+    """The partition a freshness failure observed at `failed_at` (a timestamp) is about: the day before
+    the last deadline that had passed."""
+    deadline_day = (datetime.fromtimestamp(failed_at, timezone.utc) - timedelta(hours=LANDING_DEADLINE_HOUR)).date()
+    return (deadline_day - timedelta(days=1)).isoformat()
+
+
 def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     partitions = daily_partitions(spec)
     raw_key, validated_key, quarantined_key = (f"{stage}_{spec.name}" for stage in ("raw", "validated", "quarantined"))
@@ -47,6 +64,7 @@ def build_ingestion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         group_name="ingestion",
         kinds={"csv"},
         retry_policy=retry_policy(),
+        freshness_policy=LANDING_FRESHNESS,
     )
     def raw(context: dg.AssetExecutionContext, source: DaySource, storage: Storage) -> dg.MaterializeResult:
         """The day's file byte for byte, content-addressed, so a later correction never overwrites history."""

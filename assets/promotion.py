@@ -8,7 +8,8 @@ import dagster as dg
 import polars as pl
 
 from assets.common import OWNERS, fails_for_good, retry_policy
-from assets.training import JUDGED_MODEL_ARTIFACT, candidate_version, lake_uri, model_name, version_training_set
+from assets.common import lake_uri
+from assets.training import JUDGED_MODEL_ARTIFACT, candidate_version, model_name, version_training_set
 from ml.baselines import seasonal_naive
 from ml.comparison import compare
 from ml.features import feature_matrix
@@ -178,7 +179,8 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             client.set_model_version_tag(name, challenger.version, k, str(v))
         mlflow.describe_version(name, challenger.version, GATE_SECTION, gate_summary(evidence, run.info.run_id))
         return dg.MaterializeResult(metadata={
-            "mlflow_run": mlflow.run_url(run.info.run_id),
+            "mlflow_run": mlflow.run_link(run.info.run_id),
+            "challenger_model_version": mlflow.model_version_link(name, challenger.version),
             "gate": dg.MetadataValue.md(result.to_markdown()),
             "passed": result.decision.passed,
             "challenger_version": challenger.version,
@@ -228,6 +230,7 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             mlflow.client().delete_registered_model_alias(name, CHALLENGER)
         return dg.MaterializeResult(metadata={
             "decision": f"promoted v{challenger.version}", "champion_version": challenger.version,
+            "mlflow_model_version": mlflow.model_version_link(name, challenger.version),
             "previous_champion": previous or "none", "challenger_mae": evidence["comparison"]["challenger"]["mae"],
             "evidence": storage.uri(evaluation_key(spec, challenger.version)),
             **evidence_links(spec, storage, evidence),

@@ -3,19 +3,18 @@
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from assets.common import OWNERS, fails_for_good, markdown_table, retry_policy, table_metadata
+from assets.common import OWNERS, fails_for_good, lake_uri, markdown_table, retry_policy, table_metadata
 from assets.features import load_days, present_days
 from ml.features import feature_names
 from ml.spec import UseCaseSpec
 from ml.training import train_candidate
 from ml.training_set import Window, snapshot_digest, split_by_time
 from resources.checkpoints import StorageCheckpoints
-from resources.mlflow_tracking import CHALLENGER, MlflowResource, RegisteredVersion, has_scheme, code_version
+from resources.mlflow_tracking import CHALLENGER, MlflowResource, RegisteredVersion, code_version
 from resources.storage import Storage
 
 
@@ -90,12 +89,6 @@ def version_training_set(spec: UseCaseSpec, storage: Storage, mlflow: MlflowReso
         raise dg.Failure(f"{model_name(spec)} v{version.version} has no '{TRAINING_SET_TAG}' tag: registered "
                          "before training sets were named per version; retrain to evaluate it", allow_retries=False)
     return load_training_set(spec, storage, tags[TRAINING_SET_TAG])
-
-
-def lake_uri(storage: Storage, key: str) -> str:
-    """A lake object as a URI a reader can follow: `s3://...` as the storage gives it, a local file as `file://`."""
-    uri = storage.uri(key)
-    return uri if has_scheme(uri) else Path(uri).as_uri()
 
 
 def logged_model_name(spec: UseCaseSpec, family: str) -> str:
@@ -283,7 +276,8 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             pruned = prune_checkpoints(context, checkpoints)
             return dg.MaterializeResult(metadata={
                 "model_version": found, "reused": True, "recipe": recipe, "data_digest": pointer["digest"],
-                "mlflow_run": mlflow.run_url(run_id), "checkpoints_pruned": pruned,
+                "mlflow_run": mlflow.run_link(run_id),
+                "mlflow_model_version": mlflow.model_version_link(model_name(spec), found), "checkpoints_pruned": pruned,
             })
         with mlflow.start_run(f"{config.family}-{pointer['cutoff']}", tags=tags, experiment=spec.name) as run:
             def log_trial(number: int, trial_params: dict, value: float) -> None:
@@ -334,7 +328,8 @@ def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         importance = pl.DataFrame({"feature": list(result.importances), "mae_increase": list(result.importances.values())})
         return dg.MaterializeResult(metadata={
             "model_version": version,
-            "mlflow_run": mlflow.run_url(run.info.run_id),
+            "mlflow_run": mlflow.run_link(run.info.run_id),
+            "mlflow_model_version": mlflow.model_version_link(model_name(spec), version),
             "family": config.family,
             "params": result.params,
             **{f"holdout_{k}": v for k, v in result.metrics["holdout"].items()},

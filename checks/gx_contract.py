@@ -34,6 +34,7 @@ class ContractOutcome:
     success: bool
     rows: int
     outcomes: list[ExpectationOutcome]
+    result: object = None  # GX's ExpectationSuiteValidationResult, rendered as Data Docs (checks/data_docs.py)
 
     @property
     def failures(self) -> list[ExpectationOutcome]:
@@ -141,4 +142,4 @@ def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = No
             success=bool(r.success),
             unexpected=int(r.result.get("unexpected_count") or 0),
         ))
-    return ContractOutcome(success=bool(result.success), rows=frame.height, outcomes=outcomes)
+    return ContractOutcome(success=bool(result.success), rows=frame.height, outcomes=outcomes, result=result)

@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from assets.common import daily_partitions, markdown_table, raw_pointer_key, retry_policy, table_key
+from assets.common import daily_partitions, lake_uri, markdown_table, raw_pointer_key, retry_policy, table_key
 from assets.ingestion import days_with_data, read_raw
 from ml.contract import labels_pending_rows, schema_violations
 from ml.spec import UseCaseSpec
@@ -60,6 +60,7 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
                     description="Great Expectations suite derived from the spec; must pass on 100% of rows.",
                     retry_policy=retry_policy())
     def row_contract(context: dg.AssetCheckExecutionContext, storage: Storage) -> dg.AssetCheckResult:
+        from checks.data_docs import publish
         from checks.gx_contract import validate
 
         present = days_with_data(spec, storage, context.partition_keys)
@@ -68,12 +69,14 @@ def build_ingestion_checks(spec: UseCaseSpec) -> list[dg.AssetChecksDefinition]:
         frame = pl.concat([storage.read_parquet(table_key(spec, "validated", d)) for d in present])
         days = [date.fromisoformat(d) for d in present]
         outcome = validate(spec, frame, min(days), max(days))
+        docs = publish(spec, storage, outcome.result, min(present), max(present))
         return dg.AssetCheckResult(
             passed=outcome.success,
             description="; ".join(f"{o.expectation}({o.column}): {o.unexpected} rows" for o in outcome.failures)
             or f"{len(outcome.outcomes)} expectations hold on {outcome.rows} rows",
             metadata={"expectations": dg.MetadataValue.md(outcome.to_markdown()), "rows": outcome.rows,
-                      "labels_pending_rows": labels_pending_rows(spec, frame)},
+                      "labels_pending_rows": labels_pending_rows(spec, frame),
+                      "data_docs": dg.MetadataValue.url(lake_uri(storage, docs))},
         )
 
     @dg.asset_check(asset=validated_key, name="conservation", blocking=True, partitions_def=partitions,

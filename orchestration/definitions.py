@@ -37,19 +37,14 @@ def retrain_selection(spec: UseCaseSpec) -> dg.AssetSelection:
 def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -> dg.Definitions:
     """Every asset, check, job and sensor of one use case; a second use case is a second spec."""
     raw = f"raw_{spec.name}"
-    # A day's file must have landed by 06:00 UTC the next day; evaluated by its own sensor in real
-    # time, so it is kept out of jobs (a replay of 2011 would always find it "late").
-    freshness = dg.build_time_partition_freshness_checks(assets=[raw], deadline_cron="0 6 * * *",
-                                                         severity=dg.AssetCheckSeverity.ERROR)
-    not_freshness = dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(*freshness)
     ingest = dg.define_asset_job(
         f"ingest_{spec.name}",
         selection=dg.AssetSelection.assets(*(f"{s}_{spec.name}" for s in ("raw", "validated", "quarantined")),
                                            spec.asset("features")).without_checks()
-        | (dg.AssetSelection.checks_for_assets(raw, f"validated_{spec.name}", spec.asset("features")) & not_freshness),
+        | dg.AssetSelection.checks_for_assets(raw, f"validated_{spec.name}", spec.asset("features")),
         description="raw -> validated + quarantined -> features for the selected days.",
     )
-    daily = dg.define_asset_job(f"daily_{spec.name}", selection=daily_selection(spec) - dg.AssetSelection.checks(*freshness),
+    daily = dg.define_asset_job(f"daily_{spec.name}", selection=daily_selection(spec),
                                 description="One day end to end: ingest, features, score, monitor.")
     performance = dg.define_asset_job(f"performance_{spec.name}",
                                       selection=dg.AssetSelection.assets(spec.asset("performance_report")),
@@ -60,7 +55,7 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
         assets=[*build_ingestion_assets(spec), *build_feature_assets(spec), *build_training_assets(spec),
                 *build_promotion_assets(spec), *build_monitoring_assets(spec)],
         asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec), *build_promotion_checks(spec),
-                      *build_serving_checks(spec), *freshness],
+                      *build_serving_checks(spec)],
         jobs=[ingest, daily, performance, retrain, build_rollback_job(spec)],
         schedules=[
             dg.build_schedule_from_partitioned_job(daily, hour_of_day=6, name=f"daily_{spec.name}_schedule"),
@@ -73,8 +68,6 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
             build_retrain_sensor(spec, retrain, policy),
             build_labels_sensor(spec, performance),
             build_alert_sensor(spec, policy),
-            dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=f"{spec.name}_freshness_sensor",
-                                                 default_status=dg.DefaultSensorStatus.RUNNING),
         ],
     )
 

@@ -7,9 +7,9 @@ Everything lands in DAGSTER_HOME and var/, so `make ui` shows the assets, checks
 
 The sensors are those of workspace.yaml's code location, ticked through the instance: their cursors
 are stored where the sensor daemon reads them and the runs they launch carry the daemon's run-key
-tags. Before handing over, every sensor the daemon runs (the other use cases' and the real-time
-freshness sensors too) is ticked until none launches a run or sends an alert, so `make ui`'s daemon
-continues from there: no retrain relaunched, no alert sent twice.
+tags. Before handing over, every sensor the daemon runs (the other use cases' too) is ticked until
+none launches a run or sends an alert, so `make ui`'s daemon continues from there: no retrain
+relaunched, no alert sent twice.
 """
 
 import os

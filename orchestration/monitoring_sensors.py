@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.common import OWNERS, table_key
+from assets.ingestion import LANDING_DEADLINE_HOUR, overdue_day
 from ml.alerts import Alert, Signal, episode_starts, group
 from ml.retrain_policy import Attempt, DayHealth, PolicyState, RetrainPolicy, decide, record_outcome
 from ml.spec import UseCaseSpec
@@ -156,10 +157,17 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
             # WARN-severity results (a short day, a volume anomaly) are shown in the UI, not paged.
             asset = ev.asset_key.to_user_string()
             if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR and belongs(spec, asset):
-                kind = "freshness" if "freshness" in ev.check_name else (
-                    "contract_breach" if asset.endswith(spec.name) else "check_failed")
+                kind = "contract_breach" if asset.endswith(spec.name) else "check_failed"
                 where = ev.partition or f"run {record.event_log_entry.run_id[:8]}"
                 out.append(Signal(where, asset, kind, f"{ev.check_name}: {ev.description or 'failed'}"))
+        elif event.event_type == dg.DagsterEventType.FRESHNESS_STATE_CHANGE:
+            # The freshness daemon judged a FreshnessPolicy (raw: LANDING_FRESHNESS) failed.
+            change = event.asset_freshness_state_change_data
+            asset = change.key.to_user_string()
+            if change.new_state == "FAIL" and belongs(spec, asset):
+                day = overdue_day(change.state_change_timestamp)
+                out.append(Signal(day, asset, "freshness",
+                                  f"no file landed for {day} by {LANDING_DEADLINE_HOUR:02d}:00 UTC the next day"))
         elif event.event_type == dg.DagsterEventType.RUN_FAILURE and (
                 belongs(spec, job=event.job_name) or any(belongs(spec, asset=k.to_user_string())
                                                           for k in selected_assets(instance, record))):
@@ -198,7 +206,7 @@ def _signals(spec: UseCaseSpec, storage: Storage, records, policy: RetrainPolicy
 
 def build_alert_sensor(spec: UseCaseSpec, policy: RetrainPolicy) -> dg.SensorDefinition:
     kinds = (dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE,
-             dg.DagsterEventType.ASSET_MATERIALIZATION)
+             dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.FRESHNESS_STATE_CHANGE)
 
     @dg.sensor(name=f"{spec.name}_alert_sensor", minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING)

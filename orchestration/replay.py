@@ -11,10 +11,15 @@ seasonal-naive forecast, a static model and the same recipe refit on a calendar 
 every day), overall, for the last calendar year and by month, retrains and why, the label-free estimate against the
 realized MAE — to benchmarks/results/replay[_<use case>][_delayN].md, .json and .png (the bike
 rentals, the default use case, without the name).
+
+Two variables shorten a run without editing its command (the README's commands are run this way by
+tests/integration/test_readme_commands.py): `REPLAY_LAST_DAY` is the default of `--last`, and
+`REPLAY_RESULTS_DIR` the folder of the summary files (default benchmarks/results).
 """
 
 import argparse
 import json
+import os
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -81,18 +86,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("use_case", nargs="?", default="rentals", choices=sorted(USE_CASES))
     parser.add_argument("--first", default="", help="first day (default: the use case's first partition)")
-    parser.add_argument("--last", default="", help="last day (default: the use case's last partition)")
+    parser.add_argument("--last", default=os.getenv("REPLAY_LAST_DAY", ""),
+                        help="last day (default: REPLAY_LAST_DAY, else the use case's last partition)")
     parser.add_argument("--label-delay", type=int, default=0, help="days between a day's file and its labels")
     parser.add_argument("--root", default="", help="lake, registry and landing folder (default var/replay_<...>)")
-    parser.add_argument("--out", default="", help="summary path without suffix (default benchmarks/results/...)")
+    parser.add_argument("--out", default="", help="summary path without suffix (default "
+                        "$REPLAY_RESULTS_DIR/replay..., REPLAY_RESULTS_DIR defaulting to benchmarks/results)")
     parser.add_argument("--skip-baselines", action="store_true")
     args = parser.parse_args()
     spec = USE_CASES[args.use_case]
     suffix = ("" if spec.name == "rentals" else f"_{spec.name}") + (f"_delay{args.label_delay}" if args.label_delay else "")
-    out = Path(args.out or ROOT / f"benchmarks/results/replay{suffix}")
+    out = Path(args.out or Path(os.getenv("REPLAY_RESULTS_DIR", ROOT / "benchmarks/results")) / f"replay{suffix}")
     first = date.fromisoformat(args.first) if args.first else spec.partition_start
     last = date.fromisoformat(args.last) if args.last else spec.partition_end
     cutoff = first + timedelta(days=WINDOW_DAYS)
+    if last < cutoff + timedelta(days=args.label_delay):
+        parser.error(f"--last {last} leaves no served day with labels: the first is {cutoff}, its labels land "
+                     f"{args.label_delay} day(s) later; end on {cutoff + timedelta(days=args.label_delay)} or after")
     replay = Simulation.fresh(Path(args.root or ROOT / f"var/replay{suffix}"), spec=spec,
                               label_delay_days=args.label_delay)
 

@@ -29,6 +29,12 @@ def env(name: str, default: str | None) -> str | dg.EnvVar | None:
     return dg.EnvVar(name) if os.getenv(name) else default
 
 
+def resolved(resource: dg.ConfigurableResource) -> dg.ConfigurableResource:
+    """The resource as a run sees it, its `dg.EnvVar` fields read: for code that calls it directly."""
+    with dg.build_resources({"resource": resource}) as built:
+        return built.resource
+
+
 def use_case_source(spec: UseCaseSpec) -> UseCaseSource:
     prefix = spec.name.upper()
     return UseCaseSource(kind=env(f"{prefix}_SOURCE", REPLAY),
@@ -39,21 +45,23 @@ def use_case_source(spec: UseCaseSpec) -> UseCaseSource:
 def build_resources(specs: list[UseCaseSpec] | None = None) -> dict:
     """The resources of a code location serving `specs` (default: every registered use case).
 
-    Secrets (the MLflow URI, which may carry a password; the webhook URL, which carries a token) are
-    `dg.EnvVar`s, so only the variable's name enters job snapshots and the UI; the MLflow resource
-    reads its EnvVar itself when the simulation calls it outside a run. Storage keeps plain values."""
-    endpoint = os.getenv("AWS_ENDPOINT_URL")
+    A variable that is set becomes a `dg.EnvVar`: only its name enters job snapshots and the UI (which
+    matters for secrets: the MLflow URI may carry a password, the webhook URL a token, the e-mail
+    addresses are personal), Dagster reads it when a run starts, and code that calls a resource
+    outside a run reads it through `resolved` (the MLflow resource reads its own)."""
     storage = (
-        S3Storage(bucket=dg.EnvVar("LAKE_S3_BUCKET"), prefix=os.getenv("LAKE_S3_PREFIX", "lake"), endpoint_url=endpoint)
+        S3Storage(bucket=dg.EnvVar("LAKE_S3_BUCKET"), prefix=env("LAKE_S3_PREFIX", "lake"),
+                  endpoint_url=env("AWS_ENDPOINT_URL", None))
         if os.getenv("LAKE_S3_BUCKET")
-        else LocalStorage(root=os.getenv("LAKE_ROOT", "var/lake"))
+        else LocalStorage(root=env("LAKE_ROOT", "var/lake"))
     )
     sources = UseCaseSources(use_cases={s.name: use_case_source(s) for s in (specs or USE_CASES.values())},
                              endpoint_url=env("AWS_ENDPOINT_URL", None))
     mlflow = MlflowResource(
         tracking_uri=env("MLFLOW_TRACKING_URI", "sqlite:///var/mlflow/mlflow.db"),
-        artifact_root=os.getenv("MLFLOW_ARTIFACT_ROOT", "var/mlflow/artifacts"),
+        artifact_root=env("MLFLOW_ARTIFACT_ROOT", "var/mlflow/artifacts"),
+        ui_url=env("MLFLOW_UI_URL", ""),
     )
-    alerts = AlertSink(kind=os.getenv("ALERT_SINK", "log"), webhook_url=env("ALERT_WEBHOOK_URL", ""),
-                       smtp_host=os.getenv("ALERT_SMTP_HOST", "localhost"), email_to=os.getenv("ALERT_EMAIL_TO", ""))
+    alerts = AlertSink(kind=env("ALERT_SINK", "log"), webhook_url=env("ALERT_WEBHOOK_URL", ""),
+                       smtp_host=env("ALERT_SMTP_HOST", "localhost"), email_to=env("ALERT_EMAIL_TO", ""))
     return {"storage": storage, "source": sources, "landing": sources, "mlflow": mlflow, "alert_sink": alerts}

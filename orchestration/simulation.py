@@ -21,6 +21,7 @@ from assets.training import model_name
 from ml.retrain_policy import RetrainPolicy
 from ml.usecases import BIKE_RENTALS, replay_file
 from orchestration.definitions import build_use_case
+from orchestration.resources import resolved
 from resources.alerts import AlertSink
 from resources.mlflow_tracking import CHAMPION, MlflowResource
 from resources.sources import DaySource, LandingSource, ReplaySource
@@ -123,7 +124,7 @@ class Simulation:
         # With a label delay, each day's file lands without its labels in the landing folder (the
         # source), and lands again complete `label_delay_days` later; `history` holds the full files.
         self.label_delay_days, self.history = label_delay_days, history
-        self.storage, self.mlflow = resources["storage"], resources["mlflow"]
+        self.storage, self.mlflow = resolved(resources["storage"]), resources["mlflow"]
         self.defs = defs or dg.Definitions.merge(build_use_case(spec, policy),
                                                  dg.Definitions(resources=resources, executor=dg.in_process_executor))
         self.repo = self.defs.get_repository_def()
@@ -168,7 +169,10 @@ class Simulation:
         return cls(resources, dg.DagsterInstance.ephemeral(), policy, spec, label_delay_days, replay)
 
     def run(self, job: str, first: str | None = None, last: str | None = None, run_config=None, tags=None):
-        range_tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first} if first else {}
+        # One day is tagged as a partition, not a one-day range: Dagster records a partitioned check's
+        # result against its day only in a run tagged `dagster/partition` (else the UI shows "Skipped").
+        range_tags = ({} if not first else {PARTITION_NAME_TAG: first} if (last or first) == first
+                      else {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
         return self.defs.resolve_job_def(job).execute_in_process(
             instance=self.instance, run_config=console_level(run_config), tags={**range_tags, **(tags or {})},
             raise_on_error=False)
@@ -206,9 +210,8 @@ class Simulation:
 
     def sensor_runs(self, sensor_name: str, job: str | None = None, day: str | None = None) -> None:
         """Tick a sensor and launch what it requests, as the daemon would: a run key once, one partition
-        per run, in the request's job, else `job`, else the sensor's; the checks an asset-selection sensor
-        (a freshness sensor) requests; the use case's retrains through `retrain` (on `day`, else the day
-        the request names), so they are recorded."""
+        per run, in the request's job, else `job`, else the sensor's; the use case's retrains through
+        `retrain` (on `day`, else the day the request names), so they are recorded."""
         sensor = self.repo.get_sensor_def(sensor_name)
         for request in self.tick(sensor_name).run_requests:
             if request.run_key in self.run_keys:  # the daemon launches a run key once
@@ -216,18 +219,11 @@ class Simulation:
             if request.run_key:
                 self.run_keys.add(request.run_key)
             self.launched += 1
-            tags = {**{k: v for k, v in request.tags.items() if k != PARTITION_NAME_TAG},  # run() sets the range
+            tags = {**{k: v for k, v in request.tags.items() if k != PARTITION_NAME_TAG},  # run() tags the day
                     SENSOR_NAME_TAG: sensor_name, **({RUN_KEY_TAG: request.run_key} if request.run_key else {})}
             if sensor_name == f"{self.spec.name}_retrain_sensor":
                 cutoff = request.run_config["ops"][self.spec.asset("training_set")]["config"]["cutoff"]
                 self.retrain(day or request.tags["retrain/day"], cutoff, request.tags["retrain/reason"], tags)
-            elif request.asset_check_keys or request.asset_selection is not None or sensor.asset_selection is not None:
-                selection = (dg.AssetSelection.checks(*request.asset_check_keys) if request.asset_check_keys
-                             else request.asset_selection if request.asset_selection is not None
-                             else sensor.asset_selection)
-                dg.materialize([*self.defs.assets, *self.defs.asset_checks], selection=selection,
-                               resources=self.resources, instance=self.instance, partition_key=request.partition_key,
-                               run_config=console_level(request.run_config), tags=tags, raise_on_error=False)
             else:
                 self.run(request.job_name or job or sensor.job_name, first=request.partition_key,
                          run_config=request.run_config or None, tags=tags)
@@ -283,8 +279,7 @@ class Simulation:
         return sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
     def settle(self, max_rounds: int = 5) -> int:
-        """Tick every sensor the daemon would evaluate, every use case's and the real-time freshness
-        sensors too, and launch what they request, until a round launches no run and sends no alert:
+        """Tick every sensor the daemon would evaluate, every use case's, and launch what they request, until a round launches no run and sends no alert:
         the daemon, continuing from these cursors, then has nothing to do. Returns the rounds ticked."""
         for rounds in range(1, max_rounds + 1):
             launched, alerts = self.launched, len(self.alerts)

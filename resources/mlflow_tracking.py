@@ -213,6 +213,10 @@ class MlflowResource(dg.ConfigurableResource):
         description="Artifact location of new experiments: a URI (`s3://...`, `mlflow-artifacts:/...`) is used "
                     "as is; a local folder only with a local store (a server keeps its own default), or '' "
                     "for the store's default.")
+    ui_url: str = Field(
+        default="",
+        description="The MLflow UI's address (`http(s)://...`): asset metadata then links to run and model "
+                    "version pages; empty: the run id and the store as text.")
     experiment: str = "default"  # runs of a use case go to the experiment named after it
 
     @property
@@ -370,11 +374,22 @@ class MlflowResource(dg.ConfigurableResource):
             return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
                                                             dst_path=tmp)).read_bytes()
 
-    def run_url(self, run_id: str) -> str:
-        """A link for asset metadata, never with credentials: the UI when MLFLOW_UI_URL is set, the run
-        id and store otherwise."""
-        ui = os.getenv("MLFLOW_UI_URL")
+    def _ui(self) -> str | None:
+        ui = _resolved(self.ui_url).strip()
+        return redact_uri(ui.rstrip("/")) if ui.lower().startswith(("http://", "https://")) else None
+
+    def run_link(self, run_id: str) -> dg.MetadataValue:
+        """The run for asset metadata, never with credentials: a link to its page in the UI when
+        `ui_url` is set, the run id and the store as text otherwise."""
+        ui = self._ui()
         if ui:
             experiment = self.client().get_run(run_id).info.experiment_id
-            return redact_uri(f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}")
-        return f"mlflow run {run_id} ({self.display_uri})"
+            return dg.MetadataValue.url(f"{ui}/#/experiments/{experiment}/runs/{run_id}")
+        return dg.MetadataValue.text(f"mlflow run {run_id} ({self.display_uri})")
+
+    def model_version_link(self, name: str, version: str) -> dg.MetadataValue:
+        """A registered version for asset metadata: its page in the UI, or its `models:/` URI as text."""
+        ui = self._ui()
+        if ui:
+            return dg.MetadataValue.url(f"{ui}/#/models/{name}/versions/{version}")
+        return dg.MetadataValue.text(f"models:/{name}/{version} ({self.display_uri})")

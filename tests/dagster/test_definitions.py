@@ -7,7 +7,8 @@ from ml.usecases import USE_CASES
 from orchestration.definitions import defs as load_defs
 
 STAGES = ("training_set", "candidate_model", "reference_statistics", "model_evaluation", "champion_model",
-          "features", "batch_predictions", "drift_report", "performance_report")
+          "features", "batch_predictions", "drift_report", "performance_report", "online_predictions",
+          "online_drift_report")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_jobs_schedules_and_sensors(defs):
         f"rollback_{n}_champion" for n in names}
     assert {s.name for s in defs.schedules} == {f"daily_{n}_schedule" for n in names} | {f"weekly_{n}_retrain" for n in names}
     assert {s.name for s in defs.sensors} == {f"{n}_{s}_sensor" for n in names
-                                              for s in ("landing", "retrain", "labels", "alert", "freshness")}
+                                              for s in ("landing", "retrain", "labels", "alert")}
 
 
 @pytest.mark.parametrize("spec", USE_CASES.values(), ids=USE_CASES.keys())

@@ -37,19 +37,12 @@ def test_a_range_backfill_across_a_gap_passes_every_contract_and_accounts_for_ev
     checks = {"schema_contract", "row_contract", "conservation", "feature_contract", "training_serving_skew"}
     result = materialize_days(spec, {"storage": storage, "source": LandingSource(url=str(landing))},
                               "2011-06-01", "2011-06-02",
-                              selection=ingest.without_checks() | dg.AssetSelection.checks_for_assets(*keys)
-                              - dg.AssetSelection.checks(*build_freshness(spec)))
+                              selection=ingest.without_checks() | dg.AssetSelection.checks_for_assets(*keys))
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks <= set(evaluations) and all(evaluations[c].passed for c in checks)
     assert storage.read_parquet(table_key(spec, "validated", "2011-06-01")).height == 24
     assert not storage.exists(table_key(spec, "validated", "2011-06-02"))
-
-
-def build_freshness(spec):
-    from orchestration.definitions import build_use_case
-
-    return [c for c in build_use_case(spec).asset_checks if "freshness" in str(c.check_keys)]
 
 
 def test_a_day_with_no_file_materializes_as_no_data_down_to_the_features(spec, tmp_path):

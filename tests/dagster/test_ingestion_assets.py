@@ -1,5 +1,7 @@
 """Ingestion through Dagster: replay, conservation on every partition, blocking schema contract."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -8,9 +10,8 @@ from resources.sources import LandingSource
 from resources.storage import LocalStorage
 from tests.dagster.helpers import materialize_days
 
-# raw, the split and their contract checks; freshness is judged in real time, not in a backfill.
-INGEST = dg.AssetSelection.assets("raw_rentals", "validated_rentals", "quarantined_rentals") - dg.AssetSelection.checks(
-    dg.AssetCheckKey(dg.AssetKey("raw_rentals"), "freshness_check"))
+# raw, the split and their contract checks.
+INGEST = dg.AssetSelection.assets("raw_rentals", "validated_rentals", "quarantined_rentals")
 
 
 def counts(spec, storage, day):
@@ -80,3 +81,33 @@ def test_re_ingesting_a_corrected_file_keeps_the_original_bytes(spec, june_first
     assert materialize_days(spec, resources, "2011-06-01", selection="raw_rentals").success
     second = storage.read_json(raw_pointer_key(spec, "2011-06-01"))
     assert first["key"] != second["key"] and storage.exists(first["key"]) and storage.exists(second["key"])
+
+
+def test_each_validated_day_has_its_data_docs_page_in_the_lake_linked_from_the_check(spec, replay, tmp_path):
+    from urllib.parse import urlparse
+
+    storage = LocalStorage(root=str(tmp_path / "lake"))
+    pages = {}
+    for day in ("2011-06-01", "2011-06-02"):
+        result = materialize_days(spec, {"storage": storage, "source": replay}, day, selection=INGEST)
+        check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "row_contract")
+        pages[day] = Path(urlparse(check.metadata["data_docs"].value).path)
+    assert pages["2011-06-01"] == tmp_path / "lake" / "rentals" / "data_docs" / "2011-06-01" / "index.html"
+    page = pages["2011-06-02"].read_text()
+    assert "rentals_validated" in page and "Succeeded" in page and "values must never be null" in page
+    index = (tmp_path / "lake" / "rentals" / "data_docs" / "index.html").read_text()
+    assert index.index('href="2011-06-02/index.html"') < index.index('href="2011-06-01/index.html"')
+
+
+def test_a_failed_validation_renders_the_broken_expectation(spec, june_first):
+    import re
+
+    from checks.data_docs import render_page
+    from checks.gx_contract import validate
+    from ml.contract import split_rows
+
+    frame = split_rows(spec, june_first, "2011-06-01").validated
+    outcome = validate(spec, frame.with_columns(hum=-frame["hum"]))
+    text = " ".join(re.sub(r"<[^>]+>", " ", render_page(outcome.result)).split())
+    assert not outcome.success and "Status: Failed" in text and "Unsuccessful Expectations 1" in text
+    assert "24 unexpected values found" in text and "-0.79" in text  # hum: the day's first negated value

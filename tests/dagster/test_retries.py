@@ -69,9 +69,8 @@ def test_every_step_that_touches_the_lake_or_the_registry_has_the_shared_retry_p
     defs = build_use_case(spec)
     steps = [*defs.assets, *defs.asset_checks]
     # Every asset and check carries it itself, also when materialized outside a job (the UI, a sensor's
-    # check request); the freshness checks only read the instance.
-    missing = [s.node_def.name for s in steps
-               if s.node_def.retry_policy != assets.common.STEP_RETRY and "freshness" not in s.node_def.name]
+    # check request).
+    missing = [s.node_def.name for s in steps if s.node_def.retry_policy != assets.common.STEP_RETRY]
     assert missing == []
     assert {"raw_rentals", "contract_split_rentals", "rental_drift_report", "rental_performance_report"} <= {
         s.node_def.name for s in steps}

@@ -148,3 +148,60 @@ def test_a_day_killed_between_drift_and_performance_is_revisited_and_decisions_m
     second, cursor = evaluate(sensor, storage, cursor)
     assert [r.tags["retrain/day"] for r in second] == [r.tags["retrain/day"] for r in whole] == ["2011-06-02"]
     assert json.loads(cursor) == json.loads(whole_cursor)
+
+
+def test_a_file_missing_its_landing_deadline_is_paged_once_to_the_data_owner(spec, tmp_path, monkeypatch, caplog):
+    """raw's FreshnessPolicy is judged by Dagster's freshness daemon (one iteration here, as the daemon
+    of `dg dev` runs it), not by runs: fresh right after a landing, failed once no file landed in the
+    24 h before a 06:00 deadline; the alert sensor turns the failure into one alert for the overdue day."""
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, freeze_time
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._daemon.freshness import FreshnessDaemon
+
+    from assets.ingestion import overdue_day
+    from orchestration.definitions import defs as location
+    from orchestration.simulation import sent_alerts
+
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    defs = location()
+    repo = defs.get_repository_def()
+    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="orchestration.definitions", attribute="defs"))
+    home = tmp_path / "home"
+    home.mkdir()
+    # As deploy/dagster-local.yaml: a consolidated event log, which the alert sensor reads across runs.
+    consolidated = {"module": "dagster.core.storage.event_log", "class": "ConsolidatedSqliteEventLogStorage",
+                    "config": {"base_dir": str(home)}}
+    with dg.instance_for_test(temp_dir=str(home), overrides={"event_log_storage": consolidated}) as instance:
+
+        def judge_freshness_and_alert(cursor: str | None) -> tuple[list[str], str | None]:
+            with WorkspaceProcessContext(instance, InProcessTestWorkspaceLoadTarget(origin)) as workspace:
+                asyncio.run(FreshnessDaemon()._evaluate_assets(workspace))
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                         repository_def=repo) as context:
+                data = repo.get_sensor_def("rentals_alert_sensor").evaluate_tick(context)
+            return sent_alerts(data.cursor), data.cursor
+
+        landed = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, partition_key="2011-06-01", asset_selection=[dg.AssetKey("raw_rentals")])
+        assert landed.success
+        sent, cursor = judge_freshness_and_alert(None)
+        assert not [a for a in sent if a.endswith("|freshness")]  # landed just now: fresh
+
+        late = datetime.now(timezone.utc) + timedelta(days=2)  # past a deadline with no landing in its 24 h
+        with freeze_time(late):
+            sent, cursor = judge_freshness_and_alert(cursor)
+            again, _ = judge_freshness_and_alert(cursor)
+    deadline = late.replace(hour=6, minute=0, second=0, microsecond=0)
+    deadline -= timedelta(days=deadline > late)
+    day = (deadline - timedelta(days=1)).date().isoformat()  # the day whose file was due at that deadline
+    assert overdue_day(late.timestamp()) == day
+    assert [a for a in sent if a.endswith("|freshness")] == [f"{day}|raw_rentals|freshness"]
+    assert again == sent  # one alert per day and cause
+    [text] = [r.getMessage() for r in caplog.records if r.name == "alerts" and "[freshness]" in r.getMessage()]
+    assert f"raw_rentals {day}: no file landed for {day} by 06:00 UTC" in text and "owner: team:data-platform" in text

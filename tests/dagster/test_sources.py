@@ -3,16 +3,10 @@
 import dagster as dg
 import pytest
 
-from orchestration.resources import build_resources
+from orchestration.resources import build_resources, resolved
 from resources.sources import LandingSource, ReplaySource, UseCaseSources
 from tests.conftest import DATA
 from tests.dagster.test_second_use_case import KIOSK_SALES
-
-
-def resolved(sources: UseCaseSources) -> UseCaseSources:
-    """The resource as a run sees it, environment variables read."""
-    with dg.build_resources({"source": sources}) as resources:
-        return resources.source
 
 
 def test_by_default_the_bike_replays_its_history_and_a_new_use_case_its_own_file(spec):
@@ -53,3 +47,19 @@ def test_landed_files_are_listed_and_versioned_in_their_use_case_folder(spec, tm
     assert sources.version("rentals_2011-06-01.csv") == LandingSource(url=str(tmp_path / "bike")).version(
         "rentals_2011-06-01.csv")
     assert sources.fetch(spec, "2011-06-01").content == june_first
+
+
+def test_resources_set_by_a_variable_show_its_name_and_read_its_value_at_run_time(monkeypatch, tmp_path):
+    """The UI shows a resource's configuration: a set variable appears as `dg.EnvVar(name)`, never as
+    its value (an address, a host); runs and `resolved` read the value. Unset: the plain default."""
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path))
+    monkeypatch.setenv("ALERT_EMAIL_TO", "oncall@example.com")
+    monkeypatch.setenv("MLFLOW_UI_URL", "https://mlflow.example.com")
+    monkeypatch.delenv("ALERT_SMTP_HOST", raising=False)
+    monkeypatch.delenv("LAKE_S3_BUCKET", raising=False)
+    config = build_resources()
+    assert (config["storage"].root, config["alert_sink"].email_to, config["mlflow"].ui_url) == (
+        dg.EnvVar("LAKE_ROOT"), dg.EnvVar("ALERT_EMAIL_TO"), dg.EnvVar("MLFLOW_UI_URL"))
+    assert config["alert_sink"].smtp_host == "localhost"
+    assert resolved(config["storage"]).root == str(tmp_path)
+    assert resolved(config["alert_sink"]).email_to == "oncall@example.com"

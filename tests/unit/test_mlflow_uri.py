@@ -39,11 +39,31 @@ def test_uris_inside_a_text_are_redacted_too():
     assert redact_uri(text) == "mlflow run abc (http://h:5000) failed; retry http://g/api?token=*** later"
 
 
-def test_run_url_shows_the_store_without_credentials(monkeypatch):
-    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+def test_without_a_ui_links_are_texts_naming_the_store_without_credentials():
     mlflow = MlflowResource(tracking_uri="https://dagster:s3cr3t@mlflow.internal")
-    assert mlflow.run_url("abc123") == "mlflow run abc123 (https://mlflow.internal)"
+    assert mlflow.run_link("abc123") == dg.MetadataValue.text("mlflow run abc123 (https://mlflow.internal)")
+    assert mlflow.model_version_link("rental_model", "3") == dg.MetadataValue.text(
+        "models:/rental_model/3 (https://mlflow.internal)")
     assert mlflow.display_uri == "https://mlflow.internal" and mlflow.uri.startswith("https://dagster:s3cr3t@")
+
+
+def test_with_a_ui_runs_and_versions_link_to_their_pages(tmp_path, monkeypatch):
+    """The UI address is a dg.EnvVar (only its name in the definitions), read when the link is made."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("SOME_UI_URL", "https://ops:s3cr3t@mlflow.example.com/")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("rentals", artifact_location=(tmp_path / "art").as_uri())
+    run = client.create_run(experiment)
+    mlflow = MlflowResource(tracking_uri=uri, ui_url=dg.EnvVar("SOME_UI_URL"))
+    assert mlflow.run_link(run.info.run_id) == dg.MetadataValue.url(
+        f"https://mlflow.example.com/#/experiments/{experiment}/runs/{run.info.run_id}")
+    assert mlflow.model_version_link("rental_model", "3") == dg.MetadataValue.url(
+        "https://mlflow.example.com/#/models/rental_model/versions/3")
+    # Not an http(s) address: no link to follow, the text instead.
+    assert isinstance(MlflowResource(tracking_uri=uri, ui_url="mlflow.example.com").run_link(run.info.run_id),
+                      dg.TextMetadataValue)
 
 
 def test_an_env_var_tracking_uri_is_read_when_called_outside_a_run(monkeypatch):
