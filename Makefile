@@ -26,4 +26,8 @@ test: $(BIN)/.installed
 ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
-.PHONY: install demo test ui
+# The online tier (docs/online-serving.md): every use case's champion over KServe V2 on 127.0.0.1:8080.
+serve: $(BIN)/.installed
+	$(BIN)/python -m serving
+
+.PHONY: install demo test ui serve

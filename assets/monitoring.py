@@ -15,7 +15,7 @@ from assets.training import LOSS_ESTIMATOR_ARTIFACT, candidate_version, model_na
 from ml.baselines import seasonal_naive
 from ml.performance_estimate import LabelFeedback, LossEstimator
 from ml.drift.reference import ReferenceStats
-from ml.drift.report import render_effect_heatmap_png, render_series_png
+from ml.drift.report import DriftReport, render_effect_heatmap_png, render_series_png
 from ml.features import feature_matrix
 from ml.monitoring import (DRIFT_WINDOW_DAYS, PREDICTION, clip_counts, day_performance, estimated_performance,
                            reference_statistics, window_drift)
@@ -134,6 +134,43 @@ def shadow_performance(spec: UseCaseSpec, storage: Storage, scored: pl.DataFrame
     return {"shadow_mae": float(error), "shadow_version": rows["shadow_version"][0]}
 
 
+def judge_window(context: dg.AssetExecutionContext, spec: UseCaseSpec, storage: Storage, day: str, window: list[str],
+                 features: pl.DataFrame, scored: pl.DataFrame, kind: str) -> DriftReport:
+    """The week ending `day` (its inputs' `features`, its `scored` rows) against the reference of the
+    version that served most of the day, with the day's label-free estimate: stored as
+    `<name>/<kind>/<day>.json` and put on the day's materialization. The batch's drift report and the
+    online tier's share it."""
+    today = scored.filter(pl.col(spec.event_date) == date.fromisoformat(day))
+    version = today["model_version"].mode().sort()[0]  # the champion's; a canary serves a share of the rows
+    today = today.filter(pl.col("model_version") == version)
+    reference = storage.read_json(reference_key(spec, version))
+    stats = ReferenceStats.from_dict(reference["stats"])
+    # Outputs of an earlier champion say nothing about this model's reference.
+    report = window_drift(spec, stats, features, scored.filter(pl.col("model_version") == version))
+    estimate = estimated_performance(spec, LossEstimator.from_dict(reference["loss_estimator"]), today,
+                                     reference["holdout_mae"],
+                                     LabelFeedback(), *labelled_history(spec, storage, day, version))
+    storage.write_json(f"{spec.name}/{kind}/{day}.json", {
+        "day": day, "window": f"{window[0]}..{day}", "model_version": version, "drifted": report.drifted,
+        **estimate,
+        "drifted_features": report.drifted_features, "share_drifted": report.share_drifted,
+        "max_effect": None if math.isnan(report.max_effect) else report.max_effect,
+        "columns": [{"column": c.column, "role": c.role, "drifted_by": list(c.drifted_by),
+                     "not_judged": c.not_judged or None,
+                     "effect": None if math.isnan(c.effect) else c.effect, **c.stats}
+                    for c in report.columns],
+    })
+    # This day's own materialization: its numbers, drawn by day in the Partitions and Plots tabs.
+    context.add_asset_metadata({
+        "dataset_drift": report.drifted,
+        "drifted_features": ", ".join(report.drifted_features) or "none",
+        **numbers({"share_drifted": report.share_drifted, "drifted_feature_count": len(report.drifted_features),
+                   "max_effect": report.max_effect, "estimated_mae": estimate["estimated_mae"],
+                   "estimated_low": estimate["estimated_low"], "estimated_high": estimate["estimated_high"]}),
+    }, partition_key=day)
+    return report
+
+
 def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
     partitions = daily_partitions(spec)
     name = model_name(spec)
@@ -202,34 +239,7 @@ def build_monitoring_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             features = load_days(spec, storage, "features", [d for d in window if storage.exists(table_key(spec, "features", d))])
             scored = pl.concat([scored_day(spec, storage, d) for d in window
                                 if storage.exists(table_key(spec, "predictions", d))])
-            today = scored.filter(pl.col(spec.event_date) == date.fromisoformat(day))
-            version = today["model_version"][0]
-            reference = storage.read_json(reference_key(spec, version))
-            stats = ReferenceStats.from_dict(reference["stats"])
-            # Outputs of an earlier champion say nothing about this model's reference.
-            report = window_drift(spec, stats, features, scored.filter(pl.col("model_version") == version))
-            estimate = estimated_performance(spec, LossEstimator.from_dict(reference["loss_estimator"]), today,
-                                             reference["holdout_mae"],
-                                             LabelFeedback(), *labelled_history(spec, storage, day, version))
-            storage.write_json(f"{spec.name}/drift/{day}.json", {
-                "day": day, "window": f"{window[0]}..{day}", "model_version": version, "drifted": report.drifted,
-                **estimate,
-                "drifted_features": report.drifted_features, "share_drifted": report.share_drifted,
-                "max_effect": None if math.isnan(report.max_effect) else report.max_effect,
-                "columns": [{"column": c.column, "role": c.role, "drifted_by": list(c.drifted_by),
-                             "not_judged": c.not_judged or None,
-                             "effect": None if math.isnan(c.effect) else c.effect, **c.stats}
-                            for c in report.columns],
-            })
-            reports[day] = report
-            # This day's own materialization: its numbers, drawn by day in the Partitions and Plots tabs.
-            context.add_asset_metadata({
-                "dataset_drift": report.drifted,
-                "drifted_features": ", ".join(report.drifted_features) or "none",
-                **numbers({"share_drifted": report.share_drifted, "drifted_feature_count": len(report.drifted_features),
-                           "max_effect": report.max_effect, "estimated_mae": estimate["estimated_mae"],
-                           "estimated_low": estimate["estimated_low"], "estimated_high": estimate["estimated_high"]}),
-            }, partition_key=day)
+            reports[day] = judge_window(context, spec, storage, day, window, features, scored, "drift")
         last_day, last = list(reports.items())[-1]
         days = pl.DataFrame({"day": list(reports), "drifted": [r.drifted for r in reports.values()],
                              "features": [", ".join(r.drifted_features) for r in reports.values()]})

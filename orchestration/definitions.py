@@ -8,6 +8,7 @@ import dagster as dg
 from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
 from assets.monitoring import build_monitoring_assets
+from assets.online import build_online_assets
 from assets.promotion import build_promotion_assets, build_promotion_checks, build_rollback_job
 from assets.training import build_training_assets
 from checks.features import build_feature_checks
@@ -53,7 +54,7 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
                                   description="Train a challenger on the latest window; promote it if the gate passes.")
     return dg.Definitions(
         assets=[*build_ingestion_assets(spec), *build_feature_assets(spec), *build_training_assets(spec),
-                *build_promotion_assets(spec), *build_monitoring_assets(spec)],
+                *build_promotion_assets(spec), *build_monitoring_assets(spec), *build_online_assets(spec)],
         asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec), *build_promotion_checks(spec),
                       *build_serving_checks(spec)],
         jobs=[ingest, daily, performance, retrain, build_rollback_job(spec)],

@@ -1,0 +1,197 @@
+"""The online tier under load: single-row requests at a fixed offered rate, then 1,000-row requests.
+
+Usage (from the project root):
+    .venv/bin/python benchmarks/online_load.py [--rate 500] [--seconds 20] [--big 200] [--root DIR]
+
+A scratch lake and registry get a champion (90 days ingested, one retrain: not timed; `--root` keeps
+and reuses them). The server runs as its own process (`python -m serving`, one uvicorn worker) on
+loopback; the load generator (aiohttp, keep-alive connections, in this process) sends requests on a
+fixed schedule — open loop: a slow answer does not delay the next request, and latency is measured
+from the moment a request was due, so a server that falls behind is charged for the queue it builds.
+Rows are real validated rows of the lake, each request a different one.
+Targets (issue 11): single rows at >= 500 requests/s with p99 <= 10 ms; a 1,000-row request p99 <= 20 ms.
+Results: benchmarks/results/online_load.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ml.usecases import BIKE_RENTALS  # noqa: E402
+from resources.storage import LocalStorage  # noqa: E402
+from serving.process import free_port, start_server  # noqa: E402
+from serving.request_log import read_day  # noqa: E402
+from serving.rows import RequestRows  # noqa: E402
+
+FIRST_DAY, BOOTSTRAP_DAYS = date(2011, 1, 1), 90
+URL = "http://127.0.0.1:{port}/v2/models/rental_model/infer"
+
+
+def prepare(root: Path) -> None:
+    """A champion on the first 90 days, in a child process (the simulation's own stores)."""
+    if (root / "mlflow.db").exists():
+        return
+    cutoff = (FIRST_DAY + timedelta(days=BOOTSTRAP_DAYS)).isoformat()
+    code = ("import sys; from pathlib import Path; from orchestration.simulation import Simulation; "
+            f"sim = Simulation.fresh(Path({str(root)!r})); sim.bootstrap({FIRST_DAY.isoformat()!r}, {cutoff!r}); "
+            "sys.exit(0 if sim.retrains[0]['promoted'] else 1)")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+
+
+def bodies(root: Path, rows: int, count: int) -> list[bytes]:
+    """`count` request bodies of `rows` real validated rows each, drawn from the lake's days."""
+    validated = pl.concat([pl.read_parquet(p) for p in sorted((root / "lake/rentals/validated").glob("*.parquet"))])
+    request_rows = RequestRows(BIKE_RENTALS)
+    rng = np.random.default_rng(0)
+    return [json.dumps(request_rows.request(validated[rng.integers(0, validated.height, rows)])).encode()
+            for _ in range(count)]
+
+
+async def run_load(url: str, payloads: list[bytes], rate: float, seconds: float, connections: int) -> dict:
+    """Send `rate` requests per second for `seconds`, each due at its own time; latency from due to answer."""
+    latencies, failures, versions = [], 0, set()
+    total = int(rate * seconds)
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, headers={"content-type": "application/json"}) as session:
+        started = time.perf_counter()
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            due = started + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                async with session.post(url, data=payloads[i % len(payloads)]) as response:
+                    body = await response.read()
+                    if response.status != 200:
+                        failures += 1
+                        return
+                    versions.add(json.loads(body)["model_version"])
+            except aiohttp.ClientError:
+                failures += 1
+                return
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+        elapsed = time.perf_counter() - started
+    ms = np.array(latencies)
+    return {"offered_rps": rate, "seconds": seconds, "requests": total, "ok": len(latencies), "failed": failures,
+            "achieved_rps": len(latencies) / elapsed, "versions": sorted(versions),
+            **{f"p{q}_ms": float(np.percentile(ms, q)) if ms.size else None for q in (50, 90, 99)},
+            "max_ms": float(ms.max()) if ms.size else None}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(name: str, url: str, payloads: list[bytes], rate: float, seconds: float, server: int,
+          connections: int) -> dict:
+    load, cpu = os.getloadavg(), cpu_seconds(server)
+    gc.collect()
+    gc.disable()  # a full collection of this process would stall the generator and be charged to the server
+    try:
+        result = asyncio.run(run_load(url, payloads, rate, seconds, connections))
+    finally:
+        gc.enable()
+    result.update(phase=name, rows_per_request=json.loads(payloads[0])["inputs"][0]["shape"][0],
+                  load_before=[round(x, 2) for x in load], load_after=[round(x, 2) for x in os.getloadavg()],
+                  server_cpu_per_request_ms=(cpu_seconds(server) - cpu) * 1000 / max(result["ok"], 1))
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def server_latency(root: Path) -> list[dict]:
+    """The server's own time per request (body received to response ready), from its request log."""
+    storage = LocalStorage(root=str(root / "lake"))
+    days = sorted(p.name for p in (root / "lake/rentals/online_log").iterdir())
+    requests = pl.concat([read_day(BIKE_RENTALS, storage, day) for day in days]).unique("request_id")
+    return requests.group_by("request_rows").agg(
+        pl.len().alias("requests"), *(pl.col("latency_ms").quantile(q / 100).alias(f"p{q}_ms") for q in (50, 90, 99)),
+    ).sort("request_rows").to_dicts()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--big", type=int, default=200, help="1,000-row requests, sent at --big-rate per second")
+    parser.add_argument("--big-rate", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--root", type=Path, help="scratch lake and registry to create or reuse")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/online_load")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.root or Path(tmp) / "sim"
+        prepare(root)
+        if (root / "lake/rentals/online_log").exists():  # a reused root: only this run's requests
+            subprocess.run(["rm", "-rf", str(root / "lake/rentals/online_log")], check=True)
+        singles, big = bodies(root, 1, 5000), bodies(root, 1000, 20)
+        port = free_port()
+        env = {**os.environ, "LAKE_ROOT": str(root / "lake"), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+               "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts")}
+        server = start_server(env, port, "--use-case", "rentals", log=Path(tmp) / "server.log")
+        try:
+            url = URL.format(port=port)
+            phase("warm-up", url, singles, 200, 3, server.pid, args.connections)
+            results = [phase("single row", url, singles, args.rate, args.seconds, server.pid, args.connections),
+                       phase("1,000 rows", url, big, args.big_rate, args.big / args.big_rate, server.pid, 4)]
+        finally:
+            server.terminate()
+            server.wait(60)
+        logged = server_latency(root)
+    write(args, results, logged)
+
+
+def write(args, results: list[dict], logged: list[dict]) -> None:
+    single, big = results
+    met = {"single": single["achieved_rps"] >= 500 and single["p99_ms"] <= 10 and not single["failed"],
+           "big": big["p99_ms"] <= 20 and not big["failed"]}
+    lines = [
+        "# Online tier under load", "",
+        f"Command: `.venv/bin/python benchmarks/online_load.py --rate {args.rate:g} --seconds {args.seconds:g} "
+        f"--big {args.big}`  ",
+        f"Machine: {os.cpu_count()} cores shared with the load generator (same machine, loopback); "
+        f"{time.strftime('%Y-%m-%d %H:%M')}", "",
+        "Latency is measured by the client from the moment each request was due (open loop).", "",
+        "| phase | offered req/s | achieved req/s | ok | failed | p50 ms | p90 ms | p99 ms | max ms "
+        "| server CPU ms/request | load before | load after | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        *[f"| {r['phase']} | {r['offered_rps']:g} | {r['achieved_rps']:.0f} | {r['ok']} | {r['failed']} | "
+          f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
+          f"{r['server_cpu_per_request_ms']:.2f} | {' / '.join(map(str, r['load_before']))} | "
+          f"{' / '.join(map(str, r['load_after']))} | {target} ({'met' if ok else 'missed'}) |"
+          for r, target, ok in ((single, ">= 500 req/s, p99 <= 10 ms", met["single"]),
+                                (big, "p99 <= 20 ms", met["big"]))], "",
+        "## The server's own time per request (from its request log: body received to response ready)", "",
+        "| rows per request | requests | p50 ms | p90 ms | p99 ms |", "|---:|---:|---:|---:|---:|",
+        *[f"| {r['request_rows']} | {r['requests']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} |"
+          for r in logged],
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({"phases": results, "server_latency": logged, "met": met},
+                                                        indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
