@@ -50,6 +50,9 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
     performance = dg.define_asset_job(f"performance_{spec.name}",
                                       selection=dg.AssetSelection.assets(spec.asset("performance_report")),
                                       description="A day's performance report, once its late labels have landed.")
+    online = dg.define_asset_job(f"online_{spec.name}", selection=dg.AssetSelection.assets(
+        spec.asset("online_predictions"), spec.asset("online_drift_report")),
+        description="The model server's sampled traffic of a day, then its drift report (serving/).")
     retrain = dg.define_asset_job(f"retrain_{spec.name}", selection=retrain_selection(spec),
                                   description="Train a challenger on the latest window; promote it if the gate passes.")
     return dg.Definitions(
@@ -57,9 +60,12 @@ def build_use_case(spec: UseCaseSpec, policy: RetrainPolicy = RetrainPolicy()) -
                 *build_promotion_assets(spec), *build_monitoring_assets(spec), *build_online_assets(spec)],
         asset_checks=[*build_ingestion_checks(spec), *build_feature_checks(spec), *build_promotion_checks(spec),
                       *build_serving_checks(spec)],
-        jobs=[ingest, daily, performance, retrain, build_rollback_job(spec)],
+        jobs=[ingest, daily, performance, online, retrain, build_rollback_job(spec)],
         schedules=[
             dg.build_schedule_from_partitioned_job(daily, hour_of_day=6, name=f"daily_{spec.name}_schedule"),
+            # Yesterday's traffic: the servers flush their request logs every few seconds, long before.
+            dg.build_schedule_from_partitioned_job(online, hour_of_day=6, minute_of_hour=30,
+                                                   name=f"online_{spec.name}_schedule"),
             # Tagged like the sensor's retrains, so the instance runs one retrain per use case at a time.
             dg.ScheduleDefinition(name=f"weekly_{spec.name}_retrain", job=retrain, cron_schedule="0 3 * * 1",
                                   tags={"retrain/use_case": spec.name, "retrain/reason": "weekly schedule"}),

@@ -39,9 +39,10 @@ def test_lineage_runs_from_raw_to_the_reports_and_the_champion(defs, spec):
 def test_jobs_schedules_and_sensors(defs):
     names = list(USE_CASES)
     assert {j.name for j in defs.jobs} == {f"{job}_{n}" for n in names
-                                           for job in ("ingest", "daily", "performance", "retrain")} | {
+                                           for job in ("ingest", "daily", "performance", "online", "retrain")} | {
         f"rollback_{n}_champion" for n in names}
-    assert {s.name for s in defs.schedules} == {f"daily_{n}_schedule" for n in names} | {f"weekly_{n}_retrain" for n in names}
+    assert {s.name for s in defs.schedules} == {f"{job}_{n}_schedule" for n in names for job in ("daily", "online")} | {
+        f"weekly_{n}_retrain" for n in names}
     assert {s.name for s in defs.sensors} == {f"{n}_{s}_sensor" for n in names
                                               for s in ("landing", "retrain", "labels", "alert")}
 
