@@ -37,7 +37,7 @@ from serving.batching import Batcher
 from serving.models import Deployment, ModelWatcher, ServedModel
 from serving.protocol import OUTPUT, ProtocolError, infer_response, parse_request
 from serving.request_log import RequestLog
-from serving.rows import RequestError, RequestRows
+from serving.rows import MEMO_CELLS, RequestError, RequestRows
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_rows: int = 10_000  # rows in one request
     batch_rows: int = 16_384  # rows judged and scored in one pass (see serving.batching)
+    memo_cells: int = MEMO_CELLS  # distinct values remembered per input column (serving.rows); 0: none
+    onnx_threads: int = 2  # threads of an ONNX call of serving.models.WIDE_ROWS rows or more (fewer: one)
     canary_share: float = 0.0  # share of unversioned requests the challenger answers
     shadow: bool = False  # the challenger scores every request too; logged, never returned
     log_sample: float = 1.0  # share of requests written to the request log
@@ -97,9 +99,9 @@ def _refusal(error: RequestError) -> ProtocolError:
 
 def create_app(specs: list[UseCaseSpec], storage: Storage, mlflow: MlflowResource, settings: Settings) -> Starlette:
     models = {model_name(spec): spec for spec in specs}
-    rows = {name: RequestRows(spec) for name, spec in models.items()}
+    rows = {name: RequestRows(spec, settings.memo_cells) for name, spec in models.items()}
     batchers = {name: Batcher(rows[name], settings.batch_rows) for name in models}
-    watcher = ModelWatcher(mlflow, models, settings.poll_s)
+    watcher = ModelWatcher(mlflow, models, settings.poll_s, settings.onnx_threads)
     request_log = RequestLog(storage, settings.log_sample, settings.log_flush_s)
 
     @asynccontextmanager
@@ -203,7 +205,7 @@ def create_app(specs: list[UseCaseSpec], storage: Storage, mlflow: MlflowResourc
         predictions = scored.prediction.tolist()
         latency_ms = (time.perf_counter() - started) * 1000
         if request_log.sampled():
-            request_log.record(models[name], scored.validated, {
+            request_log.record(models[name], spec_rows.schema, scored.typed, {
                 "prediction": predictions, "model_version": model.version, "role": role,
                 "shadow_prediction": None if scored.shadow is None else scored.shadow.tolist(),
                 "shadow_version": shadow and shadow.version, "request_id": request_id,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
-import polars as pl
 
 from ml.monitoring import clip_counts
 from serving.models import ServedModel
@@ -24,7 +23,7 @@ from serving.rows import RequestError, RequestRows
 
 @dataclass(frozen=True)
 class Scored:
-    validated: pl.DataFrame  # the request's rows as the contract typed them
+    typed: dict[str, list]  # the request's rows as the contract typed them, per column
     prediction: np.ndarray
     shadow: np.ndarray | None  # the challenger's output in shadow: logged, never returned
 
@@ -99,7 +98,8 @@ class Batcher:
             if refused[i]:
                 out.append(RequestError(self.rows.errors(job.cells)))
             else:
-                rows = judged.validated.slice(int(starts[i]), job.rows)
+                a, b = int(starts[i]), int(starts[i + 1])
+                rows = judged.typed if len(jobs) == 1 else {n: v[a:b] for n, v in judged.typed.items()}
                 out.append(Scored(rows, outputs[int(good_starts[i])], shadows.get(int(good_starts[i]))))
         return out
 
@@ -109,7 +109,7 @@ class Batcher:
         out: dict[int, np.ndarray] = {}
         for model in {id(m): m for m, _, _ in parts}.values():
             mine = [(int(start), rows) for m, start, rows in parts if m is model]
-            predictions = clip_counts(model.model.predict(np.concatenate([X[s:s + n] for s, n in mine])))
+            predictions = clip_counts(model.predict(np.concatenate([X[s:s + n] for s, n in mine])))
             offset = 0
             for start, rows in mine:
                 out[start] = predictions[offset:offset + rows]

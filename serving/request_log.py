@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import threading
+import time
 from datetime import datetime, timezone
 
 import polars as pl
@@ -46,7 +47,7 @@ class RequestLog:
 
     def __init__(self, storage: Storage, sample_share: float, flush_s: float):
         self.storage, self.sample_share, self.flush_s = storage, sample_share, flush_s
-        self._pending: list[tuple[UseCaseSpec, pl.DataFrame, dict]] = []
+        self._pending: list[tuple[UseCaseSpec, pl.Schema, dict[str, list], dict]] = []
         self._lock = threading.Lock()
         self._flushes = 0
         self._writer = f"{socket.gethostname()}-{os.getpid()}"
@@ -56,10 +57,12 @@ class RequestLog:
     def sampled(self) -> bool:
         return self.sample_share >= 1.0 or random.random() < self.sample_share
 
-    def record(self, spec: UseCaseSpec, rows: pl.DataFrame, served: dict) -> None:
-        """Queue a request's rows with what was served (`SERVED`: per-row lists or one value per request)."""
+    def record(self, spec: UseCaseSpec, schema: pl.Schema, rows: dict[str, list], served: dict) -> None:
+        """Queue a request's rows (typed values per column, `schema` their table's types) with what was
+        served (`SERVED`: per-row lists or one value per request). The table is built when written, for
+        every queued request at once: off the request path."""
         with self._lock:
-            self._pending.append((spec, rows, served))
+            self._pending.append((spec, schema, rows, served))
 
     def flush(self) -> int:
         """Write what is queued; returns the rows written."""
@@ -70,20 +73,25 @@ class RequestLog:
         self._flushes += 1
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         written = 0
-        for spec in {id(s): s for s, _, _ in pending}.values():
-            mine = [(rows, served) for s, rows, served in pending if s is spec]
-            columns: dict[str, list] = {k: [] for k in SERVED}
-            for rows, served in mine:  # per-row lists as they are, one value per request repeated
+        for spec in {id(s): s for s, _, _, _ in pending}.values():
+            mine = [(schema, rows, served) for s, schema, rows, served in pending if s is spec]
+            schema = mine[0][0]
+            columns: dict[str, list] = {k: [] for k in [*schema, *SERVED]}
+            for _, rows, served in mine:  # per-row lists as they are, one value per request repeated
+                height = len(next(iter(rows.values())))
+                for k in schema:
+                    columns[k].extend(rows[k])
                 for k in SERVED:
                     value = served[k]
-                    columns[k].extend(value if isinstance(value, list) else [value] * rows.height)
-            table = pl.concat([rows for rows, _ in mine]).with_columns(
-                pl.Series(k, v, dtype=SERVED[k]) for k, v in columns.items())
+                    columns[k].extend(value if isinstance(value, list) else [value] * height)
+            table = pl.DataFrame(columns, schema={**schema, **SERVED})
             days = table[spec.event_date].cast(pl.Date).cast(pl.String)
             for (day,), part in table.with_columns(days.alias("_day")).partition_by("_day", as_dict=True).items():
                 key = f"{day_prefix(spec, day)}{stamp}-{self._writer}-{self._flushes}.parquet"
+                started = time.perf_counter()
                 self.storage.write_parquet(key, part.drop("_day"))
                 written += part.height
+                time.sleep(time.perf_counter() - started)  # half the time at most: the event loop keeps a core
         return written
 
     def _loop(self) -> None:

@@ -7,6 +7,16 @@ and its features come from the expressions of `ml.features`, the one feature def
 reasons name the request's fields (the spec's clean column names), e.g.
 `temp: 1.5 above maximum 1 [range.max]`.
 
+A polars pass costs some 3-5 ms whatever its rows (planning ~600 expression nodes), far more than a small
+request may take. So the outcomes are memoized: with labels blank (never sent) and the line empty, every
+rule and every feature depends on a few input columns only (their `meta.root_names()`, read at start-up);
+columns tied by a rule or a feature form a group, and a group's outcome for a row — typed values, broken
+rules with their reasons, feature values — depends on that group's cells alone. Each group keeps a bounded
+memo of cells -> outcome; cells it has not seen go through the contract's own typing, the group's rules and
+features in polars (`_passed`), once per distinct value, and a request of known values is scored without
+polars. A spec with `fill_over_day`
+(a value filled from other rows of the day) is not row-local and takes the polars pass every time.
+
 Dagster-free: the server and the tests call it directly.
 """
 
@@ -16,6 +26,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -38,6 +49,9 @@ _ACCEPTED = {
 # JSON types a column's values usually all have: then the text is the value's `str` (or the string itself).
 _PLAIN = {"int": {int}, "float": {int, float}, "category": {str}, "date": {str}, "timestamp": {str}}
 _REASON = re.compile(r"^(?P<field>[A-Za-z0-9_]+): .*\[(?P<rule>[^\]]+)\]$")
+# Distinct cells (or cell tuples) remembered per group of columns; 0 turns the memo off.
+MEMO_CELLS = 65_536
+_FREE = object()  # a memo slot not used yet (None is a key: a blank cell)
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,7 @@ def _texts(c: Column, values: list) -> list[str | None]:
 class RequestRows:
     """The inputs a use case's model server takes and how a request's rows become a feature matrix."""
 
-    def __init__(self, spec: UseCaseSpec):
+    def __init__(self, spec: UseCaseSpec, memo_cells: int = MEMO_CELLS):
         self.spec = spec
         # The same columns and rules, named as the request names them (the clean names, not file headers).
         self._contract = dataclasses.replace(
@@ -102,6 +116,47 @@ class RequestRows:
         self._schema = {c.name: pl.String for c in self._contract.columns} | {_LINE: pl.String}
         self._validated = [pl.col(_typed(c.name)).alias(c.name) for c in self.inputs]
         self._feature_expressions = feature_expressions(spec)  # in `feature_names` order
+        self._rule_reasons = [pl.when(b).then(r).alias(f"_reason{i}") for i, (b, r) in enumerate(self._rules)]
+        # The validated table's columns and types (for a table built from typed values, see `Judged`).
+        self.schema = self._parsed({c.name: [] for c in self.inputs}).select(self._validated).schema
+        self._memos = self._groups(memo_cells) if memo_cells and not spec.fill_over_day else None
+        if self._memos:
+            order = [f for m in self._memos for f in m.features]
+            self._feature_order = np.argsort(order)  # the groups' feature blocks, side by side -> feature order
+
+    def _groups(self, size: int) -> list[_Memo]:
+        """The input columns tied together by a rule or a feature (union of their roots), each group with
+        the rules and features it alone decides; rules reading no input (the line, the blank labels) form a
+        group of no column, whose outcome is the same for every request row."""
+        names = {c.name for c in self.inputs}
+
+        def roots(*exprs: pl.Expr) -> set[str]:
+            return {r.removesuffix("__typed") for e in exprs for r in e.meta.root_names()}
+
+        def inputs(*exprs: pl.Expr) -> set[str]:
+            return roots(*exprs) & names  # labels are blank and the line empty in every request row: constants
+
+        rule_roots = [inputs(b, r) for b, r in self._rules]
+        rule_labels = [roots(b, r) & set(self.spec.label_columns) for b, r in self._rules]
+        feature_roots = [inputs(e) for e in self._feature_expressions]
+        group = {n: frozenset([n]) for n in names}
+        for tied in rule_roots + feature_roots:
+            merged = frozenset().union(*(group[n] for n in tied))
+            group.update(dict.fromkeys(merged, merged))
+        order = [c.name for c in self.inputs]
+        groups = sorted(set(group.values()), key=lambda g: min(order.index(n) for n in g))
+
+        def decided(r: set[str], g: frozenset[str]) -> bool:
+            return r <= g if g else not r
+
+        memos = []
+        for g in [frozenset(), *groups]:
+            rules = [i for i, r in enumerate(rule_roots) if decided(r, g)]
+            read = set().union(*(rule_labels[i] for i in rules))  # the labels its rules read (blank)
+            memos.append(_Memo(tuple(c for c in self.inputs if c.name in g),
+                               tuple(c for c in self._contract.columns if c.name in read), rules,
+                               [i for i, r in enumerate(feature_roots) if decided(r, g)], size))
+        return memos
 
     def metadata(self) -> list[dict]:
         return [{"name": c.name, "datatype": DATATYPES[c.dtype], "shape": [-1]} for c in self.inputs]
@@ -160,16 +215,23 @@ class RequestRows:
                                    for n in self.spec.fill_over_day)
 
     def judge(self, cells: dict[str, list[str | None]]) -> Judged:
-        """Every row typed and judged by the row contract in one pass; the features of the rows that pass.
-        The cost of a pass hardly depends on its rows, so the server judges concurrent requests together."""
+        """Every row typed and judged by the row contract; the features of the rows that pass. From the
+        memo when there is one (a polars pass for the cells it has not seen), else in one polars pass,
+        whose cost hardly depends on its rows: the server judges concurrent requests together."""
+        if self._memos:
+            typed, broken, X, _ = self._memoized(cells, reasons=False)
+            return Judged(typed, self.schema, broken, X[~broken] if broken.any() else X)
         out = self._parsed(cells).select(*self._flags, *self._validated)
         broken = out.select(pl.col(f.meta.output_name() for f in self._flags)).to_numpy().any(axis=1)
         validated = out.select(c.name for c in self.inputs)
         good = validated.filter(pl.Series(~broken)) if broken.any() else validated
-        return Judged(validated, broken, self.features(good))
+        return Judged(validated.to_dict(as_series=False), validated.schema, broken, self.features(good))
 
     def errors(self, cells: dict[str, list[str | None]]) -> list[FieldError]:
-        """Every rule each row broke, naming the field and the rule (the slow path, for refused rows)."""
+        """Every rule each row broke, naming the field and the rule, in the contract's order of rules."""
+        if self._memos:
+            found = self._memoized(cells, reasons=True)[3]
+            return [_error(row, reason) for row, listed in enumerate(found) for _, reason in sorted(listed)]
         reasons = self._parsed(cells).with_row_index("_row").select("_row", self._reasons)
         return [_error(row, reason) for row, found in reasons.iter_rows() for reason in found]
 
@@ -180,12 +242,128 @@ class RequestRows:
         carry no label to drop."""
         return validated.select(self._feature_expressions).to_numpy().astype(np.float32, copy=False)
 
+    def _passed(self, m: _Memo, keys: list) -> tuple[list[list], np.ndarray, list[tuple], np.ndarray]:
+        """The outcomes of `keys` for group `m` (typed values per column; per key: some rule broken, the
+        (rule, reason) pairs, the features), by the contract's own typing (`_typed_cells`, given the
+        group's columns and the blank labels) and its rules and features, in one polars pass over the
+        distinct keys: a few expressions, not the whole contract. Features see a refused value as null
+        (an unknown level of an ordinal category would raise) and are cast to float64 before float32, as
+        the feature matrix of the whole table is."""
+        rows = len(keys)
+        cells = dict(zip(m.columns, zip(*keys))) if len(m.columns) != 1 else {m.columns[0]: keys}
+        blank = dict.fromkeys(m.labels, [None] * rows)
+        frame = pl.DataFrame({n: list(v) for n, v in cells.items()} | blank | {_LINE: [""] * rows},
+                             schema=dict.fromkeys([*cells, *blank, _LINE], pl.String))
+        parsed, _ = _typed_cells(m.part, frame, self._lenient)
+        out = parsed.select(*(self._flags[j] for j in m.rules), *(pl.col(_typed(n)).alias(n) for n in m.columns))
+        flags = np.column_stack([out[f"_rule{j}"].to_numpy() for j in m.rules])
+        bad = flags.any(axis=1)
+        # The reasons' formatting is most of the expressions: rendered only when some value broke a rule.
+        reasons = parsed.select(self._rule_reasons[j] for j in m.rules).to_dict(as_series=False) if bad.any() else {}
+        typed = [out[n].to_list() for n in m.columns]
+        X = np.zeros((rows, 0), dtype=np.float32)
+        if m.features:
+            clean = out.select(pl.when(pl.Series(bad)).then(None).otherwise(pl.col(n)).alias(n)
+                               for n in m.columns) if bad.any() else out
+            X = clean.select(self._feature_expressions[f].cast(pl.Float64) for f in m.features).to_numpy()
+        why = [tuple((j, reasons[f"_reason{j}"][r]) for j, flag in zip(m.rules, flags[r])
+                     if flag and reasons[f"_reason{j}"][r] is not None) if bad[r] else () for r in range(rows)]
+        return typed, bad, why, X.astype(np.float32)
+
+    def _memoized(self, cells: dict[str, list[str | None]], reasons: bool
+                  ) -> tuple[dict[str, list], np.ndarray, np.ndarray, list[list[tuple[int, str]]]]:
+        """(typed values per column, per row: some rule broken, the feature matrix of every row — a
+        refused row's features are meaningless —, per row the (rule, reason) pairs when `reasons`).
+        A group's outcomes are read from its memo before its misses are remembered: a remembered miss may
+        push out an entry this batch still reads."""
+        rows = len(next(iter(cells.values())))
+        typed: dict[str, list] = {}
+        broken = np.zeros(rows, dtype=bool)
+        blocks, found = [], [[] for _ in range(rows)] if reasons else []
+        for m in self._memos:
+            keys = m.keys(cells, rows)
+            slots = list(map(m.slot_of.get, keys))
+            misses = [i for i, slot in enumerate(slots) if slot is None] if None in slots else []
+            held = [0 if slot is None else slot for slot in slots] if misses else slots
+            block, bad = m.X[held], m.bad[held]
+            values = [list(map(column.__getitem__, held)) for column in m.typed]
+            listed = list(map(m.reasons.__getitem__, held)) if reasons else []
+            if misses:
+                new = list(dict.fromkeys(keys[i] for i in misses))
+                new_typed, new_bad, new_why, new_X = self._passed(m, new)
+                at = dict(zip(new, range(len(new))))
+                where = [at[keys[i]] for i in misses]
+                block[misses], bad[misses] = new_X[where], new_bad[where]
+                for column, new_column in zip(values, new_typed):
+                    for i, k in zip(misses, where):
+                        column[i] = new_column[k]
+                if reasons:
+                    for i, k in zip(misses, where):
+                        listed[i] = new_why[k]
+                m.remember(new, new_typed, new_bad, new_why, new_X)
+            typed.update(zip(m.columns, values))
+            broken |= bad
+            blocks.append(block)
+            for row, why in zip(found, listed):
+                row.extend(why)
+        X = np.ascontiguousarray(np.concatenate(blocks, axis=1)[:, self._feature_order])
+        return {c.name: typed[c.name] for c in self.inputs}, broken, X, found
+
+
+class _Memo:
+    """A group's outcomes by its cells: typed values, some rule broken, the (rule, reason) pairs and the
+    feature values, in `size` slots reused oldest first (a bounded memory whatever the traffic)."""
+
+    def __init__(self, columns: tuple[Column, ...], labels: tuple[Column, ...], rules: list[int],
+                 features: list[int], size: int):
+        self.columns, self.labels = tuple(c.name for c in columns), tuple(c.name for c in labels)
+        self.rules, self.features, self.size = rules, features, size
+        self.part = SimpleNamespace(columns=columns + labels)  # what `_typed_cells` reads of a spec: the columns
+        self.slot_of: dict = {}
+        self.key_at: list = [_FREE] * size
+        self.typed: list[list] = [[None] * size for _ in columns]  # per column, per slot
+        self.reasons: list[tuple] = [()] * size
+        self.bad = np.zeros(size, dtype=bool)
+        self.X = np.zeros((size, len(features)), dtype=np.float32)
+        self._written = 0
+
+    def keys(self, cells: dict[str, list[str | None]], rows: int) -> list:
+        if len(self.columns) == 1:
+            return cells[self.columns[0]]
+        return list(zip(*(cells[n] for n in self.columns))) if self.columns else [()] * rows
+
+    def remember(self, keys: list, typed: list[list], bad: np.ndarray, why: list[tuple], X: np.ndarray) -> None:
+        """Hold the outcomes of `keys` (none of them held), pushing out the oldest (past `size`, the last
+        `size` keys only)."""
+        first = max(len(keys) - self.size, 0)
+        slots = [(self._written + k) % self.size for k in range(len(keys) - first)]
+        for slot in slots:
+            if self.key_at[slot] is not _FREE:
+                del self.slot_of[self.key_at[slot]]
+        self._written += len(slots)
+        for slot, key in zip(slots, keys[first:]):
+            self.slot_of[key] = slot
+            self.key_at[slot] = key
+        for column, new in zip(self.typed, typed):
+            for slot, value in zip(slots, new[first:]):
+                column[slot] = value
+        for slot, reasons in zip(slots, why[first:]):
+            self.reasons[slot] = reasons
+        self.bad[slots], self.X[slots] = bad[first:], X[first:]
+
 
 @dataclass(frozen=True)
 class Judged:
-    validated: pl.DataFrame  # every row as the contract typed it (a refused row: null where a value failed)
+    typed: dict[str, list]  # every row as the contract typed it (a refused row: null where a value failed)
+    schema: pl.Schema  # the validated table's columns and types
     broken: np.ndarray  # per row: some rule broken
     X: np.ndarray  # the feature matrix of the rows that broke nothing, in order
+
+    @property
+    def validated(self) -> pl.DataFrame:
+        """The typed rows as a table: built only when read (the request log builds its own, off the
+        request path, from `typed`)."""
+        return pl.DataFrame(self.typed, schema=self.schema)
 
 
 def _error(row: int, reason: str) -> FieldError:

@@ -190,6 +190,8 @@ def _lake(root: Path) -> dict[str, object]:
             out[key] = pl.read_parquet(path)
         elif path.suffix == ".json":
             out[key] = _stable(json.loads(path.read_text()))
+        elif "/data_docs/" in key:  # a rendering that shows when it was validated: its presence is compared
+            out[key] = "page"
         else:
             out[key] = path.read_bytes()
     return out

@@ -26,8 +26,10 @@ def test_landing_on_s3_to_validated_on_s3(spec, june_first, s3_server, s3_bucket
     assert lake.read_bytes(pointer["key"]) == june_first
     assert lake.read_parquet(table_key(spec, "validated", "2011-06-01")).height == 24
     keys = lake.list_keys(f"{spec.name}/")
-    # raw blob + pointer, validated, quarantined, merged: nothing half-written left behind
-    assert all(not k.endswith(".tmp") for k in keys) and len(keys) == 5
+    # raw blob + pointer, validated, quarantined, merged, the day's Data Docs page and the site's index:
+    # nothing half-written left behind
+    assert all(not k.endswith(".tmp") for k in keys) and len(keys) == 7
+    assert {"rentals/data_docs/2011-06-01/index.html", "rentals/data_docs/index.html"} <= set(keys)
 
 
 @pytest.mark.integration

@@ -5,6 +5,7 @@ with the rule the quarantine would give it, and a malformed envelope names the i
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,47 @@ def test_seoul_booleans_and_text_categories_use_the_spec_words():
     assert {(e.row, e.field, e.rule) for e in errors} == {
         (0, "functioning_day", "type.bool"), (1, "functioning_day", "not_null"), (1, "seasons", "allowed_values")}
     assert by_name["date"]["data"] == ["01/06/2018", "01/06/2018"]  # the spec's day-first format
+
+
+# Values the contract refuses, by column type; each kind of bad value and good values alike go through
+# both paths.
+BAD = {"int": [-1, 5.5, "x", None, 99, True], "float": [math.nan, math.inf, 1.5, -100.0, None, "0.5"],
+       "category": ["summer", "", None, 3], "date": ["2011-02-30", "x", None, 7], "bool": ["Yes", None, 1]}
+
+
+@pytest.mark.parametrize("name", ["rentals", "seoul_bikes"])
+def test_the_memo_gives_the_polars_pass_outcome_bit_for_bit(name):
+    spec = USE_CASES[name]
+    data = split_rows(spec, Path(replay_file(spec)).read_bytes(), "f.csv").validated
+    memo, plain = RequestRows(spec, memo_cells=16), RequestRows(spec, memo_cells=0)
+    rng = np.random.default_rng(11)
+    requests = []
+    for size in (1, 3, 1, 40, 300, 7):
+        request = memo.request(data[rng.integers(0, data.height, size)])
+        for tensor in request["inputs"]:
+            bad = BAD[memo.spec.column(tensor["name"]).dtype]
+            tensor["data"] = [bad[rng.integers(len(bad))] if rng.random() < 0.03 else v for v in tensor["data"]]
+        requests.append(request)
+    refused = []
+    for request in requests + requests[::-1]:  # again: hits, and misses of what 16 slots no longer hold
+        cells = memo.cells(parsed_columns(memo, request))
+        got, want = memo.judge(cells), plain.judge(cells)
+        assert got.validated.equals(want.validated) and got.validated.schema == want.validated.schema
+        assert np.array_equal(got.broken, want.broken)
+        assert got.X.dtype == want.X.dtype and got.X.tobytes() == want.X.tobytes()
+        assert memo.errors(cells) == plain.errors(cells)
+        refused += want.broken.tolist()
+    assert 0 < sum(refused) < len(refused) / 2
+
+
+def test_values_seen_are_scored_without_a_polars_pass(spec, june_first):
+    rows = RequestRows(spec)
+    cells = rows.cells(parsed_columns(rows, rows.request(split_rows(spec, june_first, "f.csv").validated)))
+    first = rows.judge(cells)
+
+    def no_pass(cells):
+        raise AssertionError("a polars pass for values the memo holds")
+
+    rows._passed = no_pass
+    again = rows.judge({n: v[::-1] for n, v in cells.items()})
+    assert np.array_equal(again.X, first.X[::-1])
