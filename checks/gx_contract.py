@@ -18,6 +18,7 @@ from datetime import date, datetime, time
 
 import polars as pl
 
+from ml.heavy import heavy_import
 from ml.spec import UseCaseSpec
 
 
@@ -67,7 +68,7 @@ def _conditional_expectation(rule, condition):
 
 
 def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date | None = None):
-    import great_expectations as gx
+    gx = heavy_import("great_expectations")
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column, OrCondition
 
@@ -107,7 +108,7 @@ def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date
 def validate(spec: UseCaseSpec, frame: pl.DataFrame, first_day: date | None = None,
              last_day: date | None = None) -> ContractOutcome:
     """Run the suite on a validated frame; every expectation must hold for 100% of rows."""
-    import great_expectations as gx
+    gx = heavy_import("great_expectations")
 
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

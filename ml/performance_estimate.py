@@ -21,6 +21,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike
 
+from ml.heavy import heavy_import
+
 if TYPE_CHECKING:  # imported where a model is fit or parsed: the definitions load without it
     import lightgbm
 
@@ -113,7 +115,7 @@ class LossEstimator:
     def __post_init__(self) -> None:
         # Always predict through a Booster parsed from the text, so a fresh and a reloaded
         # estimator take the same code path and give bit-identical estimates.
-        import lightgbm
+        lightgbm = heavy_import("lightgbm")
 
         object.__setattr__(self, "_booster", lightgbm.Booster(model_str=self.model_str))
         unknown = set(self.inputs) - set(self.feature_names)
@@ -184,7 +186,7 @@ def _inputs(X: np.ndarray, prediction: ArrayLike, days: ArrayLike | None = None)
 
 
 def _fit_booster(inputs: np.ndarray, abs_error: np.ndarray, objective: str, names: list[str]) -> str:
-    import lightgbm
+    lightgbm = heavy_import("lightgbm")
 
     params = dict(ESTIMATOR_PARAMS)
     if objective == "log1p":

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import dagster as dg
 from pydantic import Field
 
+from ml.heavy import heavy_import
 from resources.failpoints import failpoint
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -251,8 +252,7 @@ class MlflowResource(dg.ConfigurableResource):
         and whoever points runs straight at a fresh database creates it first, once (as the concurrent
         retrains test does). Experiments and registered models, which runs do create, are get-or-create
         (`get_or_create`)."""
-        import mlflow
-        from mlflow import MlflowClient
+        mlflow = heavy_import("mlflow")
 
         uri, user, password = split_credentials(self.uri)
         if user is not None:  # MLflow sends them as basic auth on every request to the server
@@ -261,12 +261,12 @@ class MlflowResource(dg.ConfigurableResource):
             Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-        return MlflowClient(uri, uri)
+        return mlflow.MlflowClient(uri, uri)
 
     @contextmanager
     def start_run(self, run_name: str, tags: dict | None = None, nested: bool = False, experiment: str | None = None):
         """A run in `experiment` (one per use case; the resource's default otherwise)."""
-        import mlflow
+        mlflow = heavy_import("mlflow")
 
         if not nested:  # a nested run lives in its parent's experiment
             experiment_id = get_or_create_experiment(self.client(), experiment or self.experiment,
@@ -286,7 +286,7 @@ class MlflowResource(dg.ConfigurableResource):
         [rows, n], the columns in that order), so what serving loads is the same bytes. `logged_model_name`
         is the LoggedModel's name in MLflow 3 (e.g. `rentals-trees`): a display name, not a path: the
         model's files stay at the root of its artifacts, where `load_onnx` reads them."""
-        import mlflow
+        mlflow = heavy_import("mlflow")
         import onnx
         from mlflow.models import infer_signature
 
@@ -331,10 +331,11 @@ class MlflowResource(dg.ConfigurableResource):
             client.update_model_version(model_name, version, description=updated)
 
     def version_by_alias(self, model_name: str, alias: str) -> RegisteredVersion | None:
+        client = self.client()
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client().get_model_version_by_alias(model_name, alias)
+            mv = client.get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
         return RegisteredVersion(str(mv.version), mv.run_id)
@@ -350,7 +351,7 @@ class MlflowResource(dg.ConfigurableResource):
         client.set_registered_model_alias(model_name, alias, version)
 
     def load_onnx(self, model_name: str, version: str) -> bytes:
-        import mlflow
+        mlflow = heavy_import("mlflow")
 
         self.client()
         with tempfile.TemporaryDirectory() as tmp:
@@ -359,7 +360,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def log_bytes(self, payload: bytes, artifact_path: str) -> None:
         """Log raw bytes (e.g. a second ONNX graph) as an artifact of the active run."""
-        import mlflow
+        mlflow = heavy_import("mlflow")
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / artifact_path
@@ -367,7 +368,7 @@ class MlflowResource(dg.ConfigurableResource):
             mlflow.log_artifact(str(path))
 
     def load_run_artifact(self, run_id: str, artifact_path: str) -> bytes:
-        import mlflow
+        mlflow = heavy_import("mlflow")
 
         self.client()
         with tempfile.TemporaryDirectory() as tmp:

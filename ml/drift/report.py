@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from ml.heavy import heavy_import
 from ml.drift.measure import count, reference_counts, score
 from ml.drift.reference import DECISIVE, ReferenceStats
 from ml.drift.sketch import Groups
@@ -130,9 +131,7 @@ def _figure(width: float, height: float, left: float, bottom: float, right: floa
     """A figure with margins given in inches. Fixed margins instead of `tight_layout`, which lays the
     figure out twice and cost half of each picture's time on the daily path; a `Figure` rather than
     pyplot, so no global figure registry is touched."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
+    fig = heavy_import("matplotlib.figure").Figure(figsize=(width, height))
     fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
     return fig, fig.add_subplot()
 
@@ -157,15 +156,14 @@ def _label_inches(labels: list[str]) -> float:
 def render_effect_heatmap_png(days: list[str], columns: list[str], effects: np.ndarray) -> bytes:
     """Column x day heat map of each column's largest statistic over its threshold (> 1 drifts; NaN
     blank), as PNG bytes. `effects` has one row per column and one column per day."""
-    from matplotlib.colors import TwoSlopeNorm
-
+    colors = heavy_import("matplotlib.colors")
     values = np.asarray(effects, dtype=float).reshape(len(columns), len(days))
     top = np.nanmax(values) if np.isfinite(values).any() else 2.0
     left = _label_inches(columns)
     fig, ax = _figure(min(max(5.0, 2.5 + 0.25 * len(days)), 9.5) + left, 0.2 * len(columns) + 1.3, left=left,
                       bottom=0.6, right=0.9)
     image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="RdBu_r", interpolation="nearest",
-                      norm=TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(float(top), 2.0)))
+                      norm=colors.TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(float(top), 2.0)))
     ax.set_yticks(np.arange(len(columns)), columns, fontsize=TICK_FONT)
     _day_ticks(ax, days)
     ax.set_title("largest statistic / threshold (red > 1: drifted; blank: not judged)", fontsize=9)

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ml.heavy import heavy_import
 from ml.models.base import ONNX_INPUT, ONNX_OUTPUT, CheckpointStore, as_features, resolve_params
 
 # Chosen on the replay (benchmarks/results/replay.md) and benchmarks/training_and_scoring.py.
@@ -52,10 +53,10 @@ class GradientBoostedTrees:
         checkpoints: CheckpointStore | None = None,
         sample_weight: np.ndarray | None = None,
     ) -> Self:
-        from lightgbm import LGBMRegressor
+        lightgbm = heavy_import("lightgbm")
 
         p = self.params
-        self._model = LGBMRegressor(
+        self._model = lightgbm.LGBMRegressor(
             n_estimators=p["n_estimators"],
             learning_rate=p["learning_rate"],
             num_leaves=p["num_leaves"],
@@ -103,7 +104,7 @@ def _float32_thresholds(booster):
     when x <= the largest float32 <= t, so this changes no decision of the native model and makes the
     ONNX graph agree with it.
     """
-    import lightgbm
+    lightgbm = heavy_import("lightgbm")
 
     def fix(match: re.Match) -> str:
         values = np.array(match.group(1).split(" "), dtype=np.float64)
