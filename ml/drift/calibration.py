@@ -39,8 +39,8 @@ import numpy as np
 import polars as pl
 
 from ml.drift.measure import count, reference_counts, score
-from ml.drift.reference import DECISIVE, ReferenceStats
-from ml.drift.sketch import Groups, summarise
+from ml.drift.reference import DECISIVE, ColumnRef, ReferenceStats
+from ml.drift.sketch import Groups, per_column, summarise
 
 FLOORS = {"psi": 0.01, "js": 0.005, "ks": 0.01, "wasserstein": 0.025, "missing": 0.01}
 QUANTILE_STEPS = 101  # grid of common quantile levels between 1 - alpha and 1
@@ -70,13 +70,14 @@ def window_statistics(reference: ReferenceStats, frame: pl.DataFrame, codes: np.
     `frame` must be the frame `reference` was summarised from.
     """
     groups = Groups.of(codes)
-    out = {}
-    for name, col in reference.columns.items():
-        window = {k: v[draws].sum(axis=1) for k, v in count(col, frame[name], groups).items()}
+
+    def column(col: ColumnRef) -> dict[str, np.ndarray]:
+        window = {k: v[draws].sum(axis=1) for k, v in count(col, frame[col.name], groups).items()}
         total = reference_counts(col)
-        rest = {k: total[k] - window[k] for k in total}
-        out[name] = score(rest, window, pvalues=False)
-    return out
+        return score({k: total[k] - window[k] for k in total}, window, pvalues=False)
+
+    columns = reference.columns.values()
+    return dict(zip(reference.columns, per_column(column, columns, frame.height)))
 
 
 def bars(values: np.ndarray, floors: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:

@@ -30,7 +30,7 @@ def count(ref: ColumnRef, series: pl.Series, groups: Groups) -> dict:
     if isinstance(sketch, NumericRef):
         out = {key: [] for key in ("n", "missing", "le", "lt", "at_edges", "outside")}
         values = []
-        for part in groups.sorted(series.cast(pl.Float64).to_numpy()):
+        for part in groups.sorted(series):
             v = part[: np.searchsorted(part, np.inf, side="right")]  # NaN (missing) sorts last
             values.append(v)
             out["n"].append(v.size)

@@ -17,8 +17,8 @@ import polars as pl
 
 from ml.heavy import heavy_import
 from ml.drift.measure import count, reference_counts, score
-from ml.drift.reference import DECISIVE, ReferenceStats
-from ml.drift.sketch import Groups
+from ml.drift.reference import DECISIVE, ColumnRef, ReferenceStats
+from ml.drift.sketch import Groups, per_column
 
 COLUMNS_SHOWN = ("psi", "js", "ks", "wasserstein", "ks_pvalue", "chi2_pvalue", "missing",
                  "out_of_range")
@@ -107,20 +107,18 @@ def compare(reference: ReferenceStats, current: pl.DataFrame,
 
     Reference columns absent from `current` (e.g. the target before labels arrive) are skipped.
     """
-    rows = []
     groups = Groups.single(current.height)
-    for name, col in reference.columns.items():
-        if name not in current.columns:
-            continue
-        counts = count(col, current[name], groups)
-        stats = score(reference_counts(col), counts)
-        values = {k: float(v[0]) for k, v in stats.items()}
-        kind = col.sketch.kind
-        thresholds = {s: col.thresholds[s] for s in DECISIVE[kind]}
+
+    def column(col: ColumnRef) -> ColumnDrift:
+        counts = count(col, current[col.name], groups)
+        values = {k: float(v[0]) for k, v in score(reference_counts(col), counts).items()}
+        thresholds = {s: col.thresholds[s] for s in DECISIVE[col.sketch.kind]}
         drifted_by = tuple(s for s, t in thresholds.items() if abs(values[s]) > t)
-        rows.append(ColumnDrift(name, col.role, kind, int(counts["n"][0]), values, thresholds,
-                                drifted_by))
-    return DriftReport(rows, drift_share, current.height, reference.threshold_rule)
+        return ColumnDrift(col.name, col.role, col.sketch.kind, int(counts["n"][0]), values, thresholds, drifted_by)
+
+    present = [col for name, col in reference.columns.items() if name in current.columns]
+    return DriftReport(per_column(column, present, current.height), drift_share, current.height,
+                       reference.threshold_rule)
 
 
 CHAR_INCHES = 0.075  # width of one tick-label character at font size 8, for margins

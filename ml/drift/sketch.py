@@ -6,7 +6,11 @@ the quantile bin edges, the quantiles and the range; categorical columns are cou
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -19,6 +23,27 @@ from ml.drift.reference import (
     ReferenceStats,
     missing_mask,
 )
+
+T, R = TypeVar("T"), TypeVar("R")
+# Below this many rows a column takes well under a millisecond: a thread would cost more than it saves.
+PARALLEL_ROWS = 100_000
+
+
+def per_column(fn: Callable[[T], R], items: Iterable[T], rows: int) -> list[R]:
+    """`fn` over the columns, in order; one thread per core for large frames. Columns are independent
+    and the work is numpy's and polars' sorts, searches and sums, which run without the GIL."""
+    items = list(items)
+    workers = min(len(items), os.cpu_count() or 1)
+    if rows < PARALLEL_ROWS or workers < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def sorted_floats(series: pl.Series) -> np.ndarray:
+    """The values as float64 in ascending order, missing ones (null, NaN) last as NaN. Polars' sort:
+    24 ms a million floats here against numpy's 66 ms."""
+    return series.cast(pl.Float64).sort(nulls_last=True).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -43,11 +68,12 @@ class Groups:
     def n(self) -> int:
         return self.bounds.size - 1
 
-    def sorted(self, values: np.ndarray) -> list[np.ndarray]:
-        """Each group's values sorted (NaN last): one copy of `values`, sorted in place by group."""
+    def sorted(self, series: pl.Series) -> list[np.ndarray]:
+        """Each group's values as float64, sorted (missing last, as NaN): one copy of the values,
+        sorted in place by group."""
         if self.order is None:
-            return [np.sort(values)]
-        parts = np.split(values[self.order], self.bounds[1:-1])
+            return [sorted_floats(series)]
+        parts = np.split(series.cast(pl.Float64).to_numpy()[self.order], self.bounds[1:-1])
         for part in parts:
             part.sort()
         return parts
@@ -89,11 +115,11 @@ def prefix_sums(u: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.cumsum(runs)[:-1]
 
 
-def sketch_numeric(values: np.ndarray, n_bins: int, max_support: int) -> tuple[NumericRef, int]:
-    """Bin edges, KS/Wasserstein support, quantiles, range and standard deviation of the non-NaN
-    `values`, and the NaN count."""
-    v = np.sort(values)
-    v = v[: np.searchsorted(v, np.inf, side="right")]  # NaN sorts last
+def sketch_numeric(series: pl.Series, n_bins: int, max_support: int) -> tuple[NumericRef, int]:
+    """Bin edges, KS/Wasserstein support, quantiles, range and standard deviation of the present
+    values, and the count of missing ones."""
+    values = sorted_floats(series)
+    v = values[: np.searchsorted(values, np.inf, side="right")]  # missing sorts last
     if v.size == 0:
         raise ValueError("numeric column has no non-missing reference value")
     last = np.flatnonzero(np.r_[v[1:] != v[:-1], True])  # last index of each distinct value
@@ -138,13 +164,12 @@ def sketch_categorical(series: pl.Series) -> tuple[CategoricalRef, int]:
 def summarise(frame: pl.DataFrame, columns: list[str], categorical: set[str], roles: dict[str, str],
               n_bins: int = 10, max_support: int = 1000) -> ReferenceStats:
     """Sketch each column once; thresholds start at the fixed fallbacks."""
-    refs = {}
-    for name in columns:
+    def column(name: str) -> ColumnRef:
         s = frame[name]
         if name in categorical:
             sketch, n_missing = sketch_categorical(s)
         else:
-            sketch, n_missing = sketch_numeric(s.cast(pl.Float64).to_numpy(), n_bins, max_support)
-        role = roles.get(name, "feature")
-        refs[name] = ColumnRef(name, role, s.len() - n_missing, n_missing, sketch)
-    return ReferenceStats(refs, frame.height)
+            sketch, n_missing = sketch_numeric(s, n_bins, max_support)
+        return ColumnRef(name, roles.get(name, "feature"), s.len() - n_missing, n_missing, sketch)
+
+    return ReferenceStats({ref.name: ref for ref in per_column(column, columns, frame.height)}, frame.height)

@@ -178,3 +178,30 @@ def test_the_heat_map_paints_a_drifted_cell_red_and_the_others_not():
     # The colour bar's red end is always drawn; only a drifted cell adds a red block inside the axes.
     assert red_pixels(render_effect_heatmap_png(days, ["temp", "hum", "windspeed"], drifted)) > \
         red_pixels(render_effect_heatmap_png(days, ["temp", "hum", "windspeed"], calm)) + 500
+
+
+def test_large_frames_use_threads_per_column_with_the_same_results(monkeypatch):
+    """Above PARALLEL_ROWS the columns are measured on threads; the reference and the report must be
+    those of the sequential path, column for column and in order."""
+    import ml.drift.sketch as sketch
+
+    rng = np.random.default_rng(3)
+    n = 2 * sketch.PARALLEL_ROWS
+    frame = pl.DataFrame({"a": rng.normal(size=n), "b": rng.lognormal(size=n), "c": rng.poisson(3, n),
+                          "k": rng.choice(["x", "y", "z"], n), "day": np.arange(n) * 30 // n})
+    current = frame.with_columns(pl.col("a") + 0.3)
+
+    def run():
+        reference = build_reference(frame, ["a", "b", "c", "k"], ["k"], day_column="day", n_resamples=50)
+        return reference.to_dict(), compare(reference, current)
+
+    threaded = run()
+    monkeypatch.setattr(sketch, "PARALLEL_ROWS", n + 1)
+    sequential = run()
+    assert threaded[0] == sequential[0]
+    def rows(report):  # repr: NaN (statistics that do not apply) equals itself there
+        return [repr((r.column, r.stats, r.thresholds, r.drifted_by)) for r in report.columns]
+
+    assert rows(threaded[1]) == rows(sequential[1])
+    assert [r.column for r in threaded[1].columns] == ["a", "b", "c", "k"]
+    assert threaded[1].columns[0].drifted
