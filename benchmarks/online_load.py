@@ -103,7 +103,7 @@ class _Connection(asyncio.Protocol):
 async def run_load(url: str, payloads: list[bytes], rate: float, seconds: float, connections: int) -> dict:
     """Send `rate` requests per second for `seconds`, each due at its own time, on `connections` keep-alive
     connections (a request waits for a free one); latency from due to the answer's last byte."""
-    latencies, failures, versions = [], 0, set()
+    latencies, seconds_due, failures, versions = [], [], 0, set()
     total = int(rate * seconds)
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
@@ -119,10 +119,8 @@ async def run_load(url: str, payloads: list[bytes], rate: float, seconds: float,
         free.put_nowait(await connect())
     started = time.perf_counter()
 
-    async def one(i: int) -> None:
+    async def one(i: int, due: float) -> None:
         nonlocal failures
-        due = started + i / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
         connection = await free.get()
         try:
             status, body = await connection.send(requests[i % len(requests)])
@@ -135,9 +133,18 @@ async def run_load(url: str, payloads: list[bytes], rate: float, seconds: float,
             failures += 1
             return
         latencies.append((time.perf_counter() - due) * 1000)
+        seconds_due.append(int(i / rate))
         versions.add(json.loads(body)["model_version"])
 
-    await asyncio.gather(*(one(i) for i in range(total)))
+    # Each request starts when it is due (not 10,000 tasks made up front: making them took the generator's
+    # loop ~100 ms, charged to the first requests as if the server had been slow).
+    tasks = []
+    for i in range(total):
+        due = started + i / rate
+        if due > time.perf_counter():
+            await asyncio.sleep(due - time.perf_counter())
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
     while not free.empty():
         free.get_nowait().transport.close()
@@ -145,7 +152,10 @@ async def run_load(url: str, payloads: list[bytes], rate: float, seconds: float,
     return {"offered_rps": rate, "seconds": seconds, "requests": total, "ok": len(latencies), "failed": failures,
             "achieved_rps": len(latencies) / elapsed, "versions": sorted(versions),
             **{f"p{q}_ms": float(np.percentile(ms, q)) if ms.size else None for q in (50, 90, 99)},
-            "max_ms": float(ms.max()) if ms.size else None}
+            "max_ms": float(ms.max()) if ms.size else None,
+            # p99 and max of the requests due in each second: a warm-up or a periodic stall shows here
+            "per_second": [{"second": int(k), "p99_ms": float(np.percentile(ms[np.array(seconds_due) == k], 99)),
+                            "max_ms": float(ms[np.array(seconds_due) == k].max())} for k in sorted(set(seconds_due))]}
 
 
 def own_cpu_seconds() -> float:
@@ -220,7 +230,10 @@ def main() -> None:
 
 def write(args, results: list[dict], logged: list[dict]) -> None:
     single, big = results
-    met = {"single": single["achieved_rps"] >= 500 and single["p99_ms"] <= 10 and not single["failed"],
+    # Open loop: 500 requests a second were sent on schedule whatever the answers; the server kept up when
+    # every one was answered within the p99 bar. (The achieved rate divides by the time to the last answer,
+    # so it reads a hair under the offered one even then.)
+    met = {"single": single["offered_rps"] >= 500 and single["ok"] == single["requests"] and single["p99_ms"] <= 10,
            "big": big["p99_ms"] <= 20 and not big["failed"]}
     lines = [
         "# Online tier under load", "",

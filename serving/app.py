@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import polars as pl
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -49,6 +50,7 @@ class Settings:
     max_rows: int = 10_000  # rows in one request
     batch_rows: int = 16_384  # rows judged and scored in one pass (see serving.batching)
     memo_cells: int = MEMO_CELLS  # distinct values remembered per input column (serving.rows); 0: none
+    warm_days: int = 90  # the lake's latest validated days whose rows fill the memos at start-up (a training window)
     onnx_threads: int = 2  # threads of an ONNX call of serving.models.WIDE_ROWS rows or more (fewer: one)
     canary_share: float = 0.0  # share of unversioned requests the challenger answers
     shadow: bool = False  # the challenger scores every request too; logged, never returned
@@ -97,9 +99,18 @@ def _refusal(error: RequestError) -> ProtocolError:
     return ProtocolError(400, str(error), [e.as_dict() for e in error.errors[:MAX_DETAILS]])
 
 
+def recent_validated(spec: UseCaseSpec, storage: Storage, days: int) -> pl.DataFrame:
+    """The rows of the latest `days` validated tables in the lake (none: an empty frame)."""
+    keys = sorted(k for k in storage.list_keys(f"{spec.name}/validated/") if k.endswith(".parquet"))
+    tables = [storage.read_parquet(k) for k in keys[-days:]] if days > 0 else []
+    return pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
+
+
 def create_app(specs: list[UseCaseSpec], storage: Storage, mlflow: MlflowResource, settings: Settings) -> Starlette:
     models = {model_name(spec): spec for spec in specs}
     rows = {name: RequestRows(spec, settings.memo_cells) for name, spec in models.items()}
+    for name, spec in models.items():
+        rows[name].warm(recent_validated(spec, storage, settings.warm_days))
     batchers = {name: Batcher(rows[name], settings.batch_rows) for name in models}
     watcher = ModelWatcher(mlflow, models, settings.poll_s, settings.onnx_threads)
     request_log = RequestLog(storage, settings.log_sample, settings.log_flush_s)

@@ -1,16 +1,21 @@
 """The online tier's traffic, sampled into the lake: the rows a request carried (as the contract typed
 them), what was served, by which version, in how long.
 
-Requests are sampled whole (`sample_share`), buffered in memory and written off the request path every
-`flush_s` seconds as one parquet file per use case, day and flush, named after the process
+Requests are sampled whole (`sample_share`) and queued in memory. A thread ships the queue every
+`SHIP_S` to a writer process, which writes what it received every `flush_s` seconds as one parquet
+file per use case, day and flush, named after the server process
 (`<name>/online_log/<day>/<time>-<host>-<pid>-<n>.parquet`): writers never share a file, and each
-write is atomic (`Storage`). A row belongs to the day of its event column, as in the batch tables.
-`<entity>_online_predictions` gathers a day's files (`read_day`).
+write is atomic (`Storage`). Building and writing the tables costs milliseconds per file (a flush of
+rows spread over 90 days: ~250 ms of CPU); in the server's process that held the GIL away from the
+event loop, the tail of every request around a flush. The server's share is now one pickle per ship.
+A row belongs to the day of its event column, as in the batch tables. `<entity>_online_predictions`
+gathers a day's files (`read_day`).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
 import socket
@@ -30,81 +35,124 @@ SERVED = {"prediction": pl.Float64, "model_version": pl.String, "role": pl.Strin
           "latency_ms": pl.Float64, "request_rows": pl.Int64}
 
 
-def day_prefix(spec: UseCaseSpec, day: str) -> str:
-    return f"{spec.name}/online_log/{day}/"
+def day_prefix(use_case: str, day: str) -> str:
+    return f"{use_case}/online_log/{day}/"
 
 
 def read_day(spec: UseCaseSpec, storage: Storage, day: str) -> pl.DataFrame | None:
     """Every logged row of `day` (None when nothing was logged), in the order written."""
-    keys = [k for k in storage.list_keys(day_prefix(spec, day)) if k.endswith(".parquet")]
+    keys = [k for k in storage.list_keys(day_prefix(spec.name, day)) if k.endswith(".parquet")]
     if not keys:
         return None
     return pl.concat([storage.read_parquet(k) for k in keys], how="diagonal_relaxed")
 
 
+# How often queued requests go to the writer process: small pickles, so no pause of the event loop.
+SHIP_S = 0.2
+
+
 class RequestLog:
-    """Buffers sampled requests and writes them to the lake from its own thread."""
+    """Queues sampled requests and hands them to its writer process."""
 
     def __init__(self, storage: Storage, sample_share: float, flush_s: float):
-        self.storage, self.sample_share, self.flush_s = storage, sample_share, flush_s
-        self._pending: list[tuple[UseCaseSpec, pl.Schema, dict[str, list], dict]] = []
+        self.sample_share = sample_share
+        self._pending: list[tuple[str, str, pl.Schema, dict[str, list], dict]] = []
         self._lock = threading.Lock()
-        self._flushes = 0
-        self._writer = f"{socket.gethostname()}-{os.getpid()}"
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no locks or threads inherited
+        receiver, self._sender = context.Pipe(duplex=False)
+        # The storage goes as its class and settings: a resource in use holds clients that do not pickle.
+        writer = f"{socket.gethostname()}-{os.getpid()}"
+        self._process = context.Process(target=write_loop, name="request-log", daemon=True,
+                                        args=(receiver, type(storage), storage.model_dump(), flush_s, writer))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="request-log", daemon=True)
+        self._thread = threading.Thread(target=self._ship_loop, name="request-log-ship", daemon=True)
 
     def sampled(self) -> bool:
         return self.sample_share >= 1.0 or random.random() < self.sample_share
 
     def record(self, spec: UseCaseSpec, schema: pl.Schema, rows: dict[str, list], served: dict) -> None:
         """Queue a request's rows (typed values per column, `schema` their table's types) with what was
-        served (`SERVED`: per-row lists or one value per request). The table is built when written, for
-        every queued request at once: off the request path."""
+        served (`SERVED`: per-row lists or one value per request). The writer process builds the tables."""
         with self._lock:
-            self._pending.append((spec, schema, rows, served))
+            self._pending.append((spec.name, spec.event_date, schema, rows, served))
 
-    def flush(self) -> int:
-        """Write what is queued; returns the rows written."""
+    def _ship(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        if not pending:
-            return 0
-        self._flushes += 1
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        written = 0
-        for spec in {id(s): s for s, _, _, _ in pending}.values():
-            mine = [(schema, rows, served) for s, schema, rows, served in pending if s is spec]
-            schema = mine[0][0]
-            columns: dict[str, list] = {k: [] for k in [*schema, *SERVED]}
-            for _, rows, served in mine:  # per-row lists as they are, one value per request repeated
-                height = len(next(iter(rows.values())))
-                for k in schema:
-                    columns[k].extend(rows[k])
-                for k in SERVED:
-                    value = served[k]
-                    columns[k].extend(value if isinstance(value, list) else [value] * height)
-            table = pl.DataFrame(columns, schema={**schema, **SERVED})
-            days = table[spec.event_date].cast(pl.Date).cast(pl.String)
-            for (day,), part in table.with_columns(days.alias("_day")).partition_by("_day", as_dict=True).items():
-                key = f"{day_prefix(spec, day)}{stamp}-{self._writer}-{self._flushes}.parquet"
-                started = time.perf_counter()
-                self.storage.write_parquet(key, part.drop("_day"))
-                written += part.height
-                time.sleep(time.perf_counter() - started)  # half the time at most: the event loop keeps a core
-        return written
+        if pending:
+            self._sender.send(pending)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.flush_s):
+    def _ship_loop(self) -> None:
+        while not self._stop.wait(SHIP_S):
             try:
-                self.flush()
-            except Exception:  # the lake away for a moment: the rows are lost, serving goes on
-                log.exception("writing the request log failed")
+                self._ship()
+            except (OSError, ValueError):  # the writer is gone: the rows are lost, serving goes on
+                log.exception("handing the request log to its writer failed")
 
     def start(self) -> None:
+        self._process.start()
         self._thread.start()
 
     def stop(self) -> None:
+        """Ship what is queued and wait for the writer to write it."""
         self._stop.set()
         self._thread.join(timeout=30)
-        self.flush()
+        try:
+            self._ship()
+            self._sender.send(None)
+        except (OSError, ValueError):
+            log.exception("handing the request log to its writer failed")
+        self._process.join(timeout=60)
+
+
+def write_loop(receiver, storage_class: type[Storage], settings: dict, flush_s: float, writer: str) -> None:
+    """The writer process: collect shipped requests, write them every `flush_s` seconds, and once more
+    when the server says stop (None) or goes away. At a lower priority than the server: on a small
+    machine its bursts of CPU would otherwise take the core the event loop was on."""
+    os.nice(10)
+    storage = storage_class(**settings)
+    pending: list = []
+    flushes, due = 0, time.monotonic() + flush_s
+    while True:
+        stop = False
+        try:
+            if receiver.poll(max(due - time.monotonic(), 0.0)):
+                batch = receiver.recv()
+                stop = batch is None
+                pending.extend(batch or [])
+        except (EOFError, OSError):  # the server is gone
+            stop = True
+        if pending and (stop or time.monotonic() >= due):
+            flushes += 1
+            try:
+                write_tables(storage, pending, f"{writer}-{flushes}")
+            except Exception:  # the lake away for a moment: the rows are lost, serving goes on
+                log.exception("writing the request log failed")
+            pending = []
+        if stop:
+            return
+        if time.monotonic() >= due:
+            due = time.monotonic() + flush_s
+
+
+def write_tables(storage: Storage, pending: list, name: str) -> int:
+    """One parquet file per use case and day of the queued requests; returns the rows written."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    written = 0
+    for use_case, event_date in {(u, e) for u, e, _, _, _ in pending}:
+        mine = [(schema, rows, served) for u, _, schema, rows, served in pending if u == use_case]
+        schema = mine[0][0]
+        columns: dict[str, list] = {k: [] for k in [*schema, *SERVED]}
+        for _, rows, served in mine:  # per-row lists as they are, one value per request repeated
+            height = len(next(iter(rows.values())))
+            for k in schema:
+                columns[k].extend(rows[k])
+            for k in SERVED:
+                value = served[k]
+                columns[k].extend(value if isinstance(value, list) else [value] * height)
+        table = pl.DataFrame(columns, schema={**schema, **SERVED})
+        days = table[event_date].cast(pl.Date).cast(pl.String)
+        for (day,), part in table.with_columns(days.alias("_day")).partition_by("_day", as_dict=True).items():
+            storage.write_parquet(f"{day_prefix(use_case, day)}{stamp}-{name}.parquet", part.drop("_day"))
+            written += part.height
+    return written

@@ -164,9 +164,20 @@ class RequestRows:
     def request(self, frame: pl.DataFrame) -> dict:
         """The V2 request a client sends for `frame`'s rows (typed as the contract types them): one tensor
         per input, dates in the spec's format, booleans as JSON booleans."""
-        return {"inputs": [{"name": c.name, "shape": [frame.height], "datatype": DATATYPES[c.dtype],
-                            "data": (frame[c.name].dt.strftime(c.date_format) if c.is_temporal
-                                     else frame[c.name]).to_list()} for c in self.inputs]}
+        return {"inputs": [{"name": name, "shape": [frame.height], "datatype": DATATYPES[self._by_name[name].dtype],
+                            "data": data} for name, data in self._sent(frame).items()]}
+
+    def _sent(self, frame: pl.DataFrame) -> dict[str, list]:
+        """Each input's values as a client sends them."""
+        return {c.name: (frame[c.name].dt.strftime(c.date_format) if c.is_temporal else frame[c.name]).to_list()
+                for c in self.inputs}
+
+    def warm(self, validated: pl.DataFrame) -> None:
+        """Fill the memos from rows the batch validated (the lake's recent days): a server that starts
+        cold pays a polars pass for every value it has not seen, and saturated its event loop for its
+        first seconds under load. Rows without every input (an older table) are no use and are skipped."""
+        if self._memos and validated.height and {c.name for c in self.inputs} <= set(validated.columns):
+            self.judge(self.cells(self._sent(validated)))
 
     def columns(self, inputs: list) -> dict[str, list]:
         """The request's tensors (`name`, `datatype`, `shape`, `data`) as columns of equal length, checked

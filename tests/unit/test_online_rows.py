@@ -193,3 +193,20 @@ def test_values_seen_are_scored_without_a_polars_pass(spec, june_first):
     rows._passed = no_pass
     again = rows.judge({n: v[::-1] for n, v in cells.items()})
     assert np.array_equal(again.X, first.X[::-1])
+
+
+def test_memos_warmed_from_the_lake_score_its_rows_without_a_polars_pass(spec, june_first):
+    validated = split_rows(spec, june_first, "f.csv").validated
+    rows = RequestRows(spec)
+    rows.warm(validated)
+    cells = rows.cells(parsed_columns(rows, rows.request(validated)))
+
+    def no_pass(m, keys):
+        raise AssertionError("a polars pass for values the warm-up saw")
+
+    rows._passed = no_pass
+    warmed = rows.judge(cells)
+    assert np.array_equal(warmed.X, RequestRows(spec, memo_cells=0).judge(cells).X)
+    cold = RequestRows(spec)
+    cold._passed = no_pass
+    cold.warm(validated.drop(cold.inputs[0].name))  # a table without every input: skipped, nothing judged

@@ -1,0 +1,44 @@
+"""The request log's writer process: rows land in the lake per day, and a dead writer stops nothing."""
+
+import os
+from datetime import datetime, timezone
+
+import polars as pl
+
+from ml.usecases import BIKE_RENTALS as SPEC
+from resources.storage import LocalStorage
+from serving.request_log import RequestLog, read_day
+
+SCHEMA = pl.Schema({SPEC.event_date: pl.Datetime("us"), "temp": pl.Float64})
+
+
+def served(n: int, version: str) -> dict:
+    return {"prediction": [1.0] * n, "model_version": version, "role": "champion", "shadow_prediction": None,
+            "shadow_version": None, "request_id": f"r{version}", "served_at": datetime.now(timezone.utc),
+            "latency_ms": 1.0, "request_rows": n}
+
+
+def test_rows_are_written_per_day_by_the_writer_process(tmp_path):
+    storage = LocalStorage(root=str(tmp_path))
+    log = RequestLog(storage, sample_share=1.0, flush_s=0.1)
+    log.start()
+    log.record(SPEC, SCHEMA, {SPEC.event_date: [datetime(2011, 6, 1, 5), datetime(2011, 6, 2, 7)], "temp": [0.3, 0.4]},
+               served(2, "3"))
+    log.record(SPEC, SCHEMA, {SPEC.event_date: [datetime(2011, 6, 1, 9)], "temp": [0.5]}, served(1, "4"))
+    log.stop()
+    assert not log._process.is_alive()
+    first, second = read_day(SPEC, storage, "2011-06-01"), read_day(SPEC, storage, "2011-06-02")
+    assert first["temp"].to_list() == [0.3, 0.5] and first["model_version"].to_list() == ["3", "4"]
+    assert second["temp"].to_list() == [0.4] and second["request_rows"].to_list() == [2]
+    keys = storage.list_keys(f"{SPEC.name}/online_log/")
+    assert keys and all(f"-{os.getpid()}-" in k for k in keys)  # named after the server's process
+
+
+def test_a_dead_writer_loses_its_rows_but_stops_nothing(tmp_path):
+    log = RequestLog(LocalStorage(root=str(tmp_path)), sample_share=1.0, flush_s=60)
+    log.start()
+    log._process.kill()
+    log._process.join()
+    log.record(SPEC, SCHEMA, {SPEC.event_date: [datetime(2011, 6, 1, 5)], "temp": [0.3]}, served(1, "3"))
+    log.stop()  # ships into a closed pipe: logged, not raised
+    assert read_day(SPEC, LocalStorage(root=str(tmp_path)), "2011-06-01") is None
