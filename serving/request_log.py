@@ -59,11 +59,12 @@ class RequestLog:
         self._pending: list[tuple[str, str, pl.Schema, dict[str, list], dict]] = []
         self._lock = threading.Lock()
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no locks or threads inherited
-        receiver, self._sender = context.Pipe(duplex=False)
+        self._receiver, self._sender = context.Pipe(duplex=False)
         # The storage goes as its class and settings: a resource in use holds clients that do not pickle.
         writer = f"{socket.gethostname()}-{os.getpid()}"
         self._process = context.Process(target=write_loop, name="request-log", daemon=True,
-                                        args=(receiver, type(storage), storage.model_dump(), flush_s, writer))
+                                        args=(self._receiver, type(storage), storage.model_dump(), flush_s, writer))
+        self._writer_lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._ship_loop, name="request-log-ship", daemon=True)
 
@@ -79,6 +80,12 @@ class RequestLog:
     def _ship(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+        if not self._process.is_alive():  # never block on a pipe nobody reads, nor hold rows for it
+            if not self._writer_lost:
+                self._writer_lost = True
+                log.error("the request log's writer exited (code %s): sampled requests are no longer logged",
+                          self._process.exitcode)
+            return
         if pending:
             self._sender.send(pending)
 
@@ -91,6 +98,7 @@ class RequestLog:
 
     def start(self) -> None:
         self._process.start()
+        self._receiver.close()  # the writer holds its own end: were this one open, a dead writer's pipe would fill
         self._thread.start()
 
     def stop(self) -> None:
@@ -99,7 +107,8 @@ class RequestLog:
         self._thread.join(timeout=30)
         try:
             self._ship()
-            self._sender.send(None)
+            if self._process.is_alive():
+                self._sender.send(None)
         except (OSError, ValueError):
             log.exception("handing the request log to its writer failed")
         self._process.join(timeout=60)

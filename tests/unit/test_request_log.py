@@ -1,6 +1,8 @@
 """The request log's writer process: rows land in the lake per day, and a dead writer stops nothing."""
 
 import os
+import threading
+import time
 from datetime import datetime, timezone
 
 import polars as pl
@@ -39,6 +41,13 @@ def test_a_dead_writer_loses_its_rows_but_stops_nothing(tmp_path):
     log.start()
     log._process.kill()
     log._process.join()
-    log.record(SPEC, SCHEMA, {SPEC.event_date: [datetime(2011, 6, 1, 5)], "temp": [0.3]}, served(1, "3"))
-    log.stop()  # ships into a closed pipe: logged, not raised
+    many = 200_000  # more than a pipe holds: a writer that is gone must not block the server
+    for _ in range(3):
+        log.record(SPEC, SCHEMA, {SPEC.event_date: [datetime(2011, 6, 1, 5)] * many, "temp": [0.3] * many},
+                   served(many, "3"))
+        time.sleep(0.3)  # a ship in between
+    stopping = threading.Thread(target=log.stop)
+    stopping.start()
+    stopping.join(timeout=20)
+    assert not stopping.is_alive() and not log._pending  # stopped at once; the rows are dropped, not held
     assert read_day(SPEC, LocalStorage(root=str(tmp_path)), "2011-06-01") is None
