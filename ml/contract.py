@@ -29,7 +29,7 @@ import polars as pl
 from ml.spec import Column, UseCaseSpec
 
 DELIMITER = ","
-_LINE = "line"
+LINE_COLUMN = "line"  # each row's raw line, as read from the file (its number is `line_number`)
 # Below this share of parseable values a column is treated as having the wrong type (a schema
 # break) rather than as holding a few bad rows (quarantined).
 MIN_PARSEABLE_SHARE = 0.5
@@ -92,7 +92,7 @@ def read_lines(content: bytes, encoding: str = "utf-8") -> pl.DataFrame:
     lines that do not decode is a schema break instead (see `_encoding_violations`).
     """
     if not content.strip():
-        return pl.DataFrame({"line_number": [], _LINE: []}, schema={"line_number": pl.Int64, _LINE: pl.String})
+        return pl.DataFrame({"line_number": [], LINE_COLUMN: []}, schema={"line_number": pl.Int64, LINE_COLUMN: pl.String})
     if encoding.replace("-", "").lower() != "utf8":  # polars reads UTF-8 only: transcode, replacing what fails
         content = content.decode(encoding, errors="replace").encode("utf-8")
     lines = pl.read_csv(
@@ -102,12 +102,12 @@ def read_lines(content: bytes, encoding: str = "utf-8") -> pl.DataFrame:
         quote_char=None,
         infer_schema=False,
         encoding="utf8-lossy",
-        new_columns=[_LINE],
+        new_columns=[LINE_COLUMN],
     )
     return (
         lines.with_row_index("line_number", offset=1)
-        .with_columns(pl.col("line_number").cast(pl.Int64), pl.col(_LINE).str.strip_chars_end("\r"))
-        .filter(pl.col(_LINE).is_not_null() & (pl.col(_LINE).str.strip_chars() != ""))
+        .with_columns(pl.col("line_number").cast(pl.Int64), pl.col(LINE_COLUMN).str.strip_chars_end("\r"))
+        .filter(pl.col(LINE_COLUMN).is_not_null() & (pl.col(LINE_COLUMN).str.strip_chars() != ""))
     )
 
 
@@ -121,7 +121,7 @@ def _header_names(text: str) -> list[str]:
 
 
 def _header(lines: pl.DataFrame) -> list[str]:
-    return _header_names(lines[_LINE][0])
+    return _header_names(lines[LINE_COLUMN][0])
 
 
 def schema_violations(spec: UseCaseSpec, content: bytes, file: str) -> list[Violation]:
@@ -132,7 +132,7 @@ def schema_violations(spec: UseCaseSpec, content: bytes, file: str) -> list[Viol
 
 def _encoding_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> list[Violation]:
     """An undecodable header, or most lines undecodable, means the file is not in the declared encoding."""
-    bad = lines.filter(pl.col(_LINE).str.contains(_UNDECODABLE, literal=True))["line_number"]
+    bad = lines.filter(pl.col(LINE_COLUMN).str.contains(_UNDECODABLE, literal=True))["line_number"]
     data_lines = lines.height - 1
     if bad.len() and (bad[0] == lines["line_number"][0] or bad.len() > MIN_PARSEABLE_SHARE * data_lines):
         return [Violation(file, None, "file.encoding",
@@ -165,38 +165,39 @@ def _header_violations(spec: UseCaseSpec, lines: pl.DataFrame, file: str) -> lis
     return out
 
 
-def _typed(name: str) -> str:
+def typed_column(name: str) -> str:
+    """The column holding `name`'s typed values beside its raw text."""
     return f"{name}__typed"
 
 
 def _event_day(spec: UseCaseSpec) -> pl.Expr:
     """The typed event column as a date: the day a row belongs to."""
-    event = pl.col(_typed(spec.event_date))
+    event = pl.col(typed_column(spec.event_date))
     return event.dt.date() if spec.event_column.dtype == "timestamp" else event
 
 
 def _parsed(spec: UseCaseSpec, lines: pl.DataFrame) -> pl.DataFrame:
     """Data lines split into text cells (by header position), their field count and typed values."""
     data = lines.slice(1)
-    parsed, _ = _typed_cells(spec, _cells(data, _header(lines), _padded(data)), frozenset())
-    return parsed.with_columns(_filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
+    parsed, _ = typed_cells(spec, _cells(data, _header(lines), _padded(data)), frozenset())
+    return parsed.with_columns(filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
 
 
 def _padded(data: pl.DataFrame) -> bool:
     """Padding is rare: cells are stripped only when a data line of the file has some."""
-    return bool(data[_LINE].str.contains(r"\s").any())
+    return bool(data[LINE_COLUMN].str.contains(r"\s").any())
 
 
 def _cells(data: pl.DataFrame, header: list[str], strip: bool) -> pl.DataFrame:
     """Data lines with their field count and their text cells, one column per header name."""
     cells = data.with_columns(
-        pl.col(_LINE).str.count_matches(DELIMITER, literal=True).add(1).alias("_fields"),
-        pl.col(_LINE).str.split_exact(DELIMITER, len(header) - 1).struct.rename_fields(header).alias("_s"),
+        pl.col(LINE_COLUMN).str.count_matches(DELIMITER, literal=True).add(1).alias("_fields"),
+        pl.col(LINE_COLUMN).str.split_exact(DELIMITER, len(header) - 1).struct.rename_fields(header).alias("_s"),
     ).unnest("_s")
     return cells.with_columns(pl.col(header).str.strip_chars()) if strip else cells
 
 
-def _typed_cells(spec: UseCaseSpec, cells: pl.DataFrame,
+def typed_cells(spec: UseCaseSpec, cells: pl.DataFrame,
                  lenient: frozenset[str]) -> tuple[pl.DataFrame, frozenset[str]]:
     """Typed values beside the cells, and the int columns (outside `lenient`) found to need the lenient parse.
 
@@ -206,22 +207,22 @@ def _typed_cells(spec: UseCaseSpec, cells: pl.DataFrame,
     """
     parsed = cells.with_columns(
         (_parse_int_lenient(pl.col(c.header)) if c.name in lenient else _parse(pl.col(c.header), c))
-        .alias(_typed(c.name)) for c in spec.columns)
+        .alias(typed_column(c.name)) for c in spec.columns)
     found = frozenset(c.name for c in spec.columns
                       if c.dtype == "int" and c.name not in lenient and parsed.select(_unparsed(c).any()).item())
-    parsed = parsed.with_columns(_parse_int_lenient(pl.col(c.header)).alias(_typed(c.name))
+    parsed = parsed.with_columns(_parse_int_lenient(pl.col(c.header)).alias(typed_column(c.name))
                                  for c in spec.columns if c.name in found)
     return parsed, found
 
 
-def _filled_over_day(spec: UseCaseSpec, c: Column) -> pl.Expr:
+def filled_over_day(spec: UseCaseSpec, c: Column) -> pl.Expr:
     """A blank cell of a day-level column takes the day's value (a day with two values breaks a rule)."""
-    typed = pl.col(_typed(c.name))
-    return pl.when(_blank(c.header)).then(typed.max().over(_event_day(spec))).otherwise(typed).alias(_typed(c.name))
+    typed = pl.col(typed_column(c.name))
+    return pl.when(_blank(c.header)).then(typed.max().over(_event_day(spec))).otherwise(typed).alias(typed_column(c.name))
 
 
 def _unparsed(c: Column) -> pl.Expr:
-    return pl.col(_typed(c.name)).is_null() & ~_blank(c.header)
+    return pl.col(typed_column(c.name)).is_null() & ~_blank(c.header)
 
 
 def _type_tally(spec: UseCaseSpec, parsed: pl.DataFrame) -> dict[str, tuple[int, int, str | None]]:
@@ -301,7 +302,7 @@ def _partial_labels(spec: UseCaseSpec) -> tuple[pl.Expr, pl.Expr]:
 
 def _column_rules(spec: UseCaseSpec, c: Column) -> list[tuple[pl.Expr, pl.Expr]]:
     """Rules on one cell. A blank cell of a day-level column that the day filled is not missing."""
-    raw, typed, name = pl.col(c.header), pl.col(_typed(c.name)), c.header
+    raw, typed, name = pl.col(c.header), pl.col(typed_column(c.name)), c.header
     missing = _blank(c.header)
     rules = []
     if not c.nullable and c.name not in spec.label_columns:
@@ -324,30 +325,30 @@ def _cross_row_rules(spec: UseCaseSpec) -> list[tuple[pl.Expr, pl.Expr]]:
     """Rules that look at other columns or other rows of the day: sums, conditions, day-level values."""
     rules = []
     for rule in spec.sum_rules:
-        parts = pl.sum_horizontal([pl.col(_typed(p)) for p in rule.parts], ignore_nulls=False)
-        rules.append((pl.col(_typed(rule.total)) != parts, pl.lit(f"{rule.name} does not hold [sum_rule]")))
+        parts = pl.sum_horizontal([pl.col(typed_column(p)) for p in rule.parts], ignore_nulls=False)
+        rules.append((pl.col(typed_column(rule.total)) != parts, pl.lit(f"{rule.name} does not hold [sum_rule]")))
     for rule in spec.conditional_rules:
         (when, value), (then, op, bound) = rule.when, rule.then
-        holds = _OPERATORS[op](pl.col(_typed(then)), bound)
-        rules.append(((pl.col(_typed(when)) == value) & ~holds,
+        holds = _OPERATORS[op](pl.col(typed_column(then)), bound)
+        rules.append(((pl.col(typed_column(when)) == value) & ~holds,
                       pl.format(f"{rule.description}: {spec.column(then).header} is {{}} [conditional.{rule.name}]",
                                 pl.col(spec.column(then).header))))
     for name in spec.fill_over_day:
-        values = pl.col(_typed(name)).drop_nulls().n_unique().over(_event_day(spec))
+        values = pl.col(typed_column(name)).drop_nulls().n_unique().over(_event_day(spec))
         rules.append((values > 1, pl.format(
             f"{spec.column(name).header}: {{}} different values on {{}}; a day-level value holds for the whole day "
             "[fill_over_day]", values, _event_day(spec))))
     return rules
 
 
-def _row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Expr, pl.Expr]]:
+def row_rules(spec: UseCaseSpec, partition_day: str | None) -> list[tuple[pl.Expr, pl.Expr]]:
     """(broken?, reason) for every row rule. Reasons are only rendered for broken rows.
 
     A rule on a blank value does not fire (null fills to False): blank is judged by not_null, or,
     for label columns, by `labels.partial` alone.
     """
     rules: list[tuple[pl.Expr, pl.Expr]] = [
-        (pl.col(_LINE).str.contains(_UNDECODABLE, literal=True),
+        (pl.col(LINE_COLUMN).str.contains(_UNDECODABLE, literal=True),
          pl.lit(f"line has bytes that are not valid {spec.encoding} [encoding]")),
         _partial_labels(spec),
     ]
@@ -369,7 +370,7 @@ def split_rows(spec: UseCaseSpec, content: bytes, file: str, partition_day: str 
 def _listed(file: str, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
     """Rows as they arrived, with why they are not in `validated`."""
     # rechunk: polars 2.1 panics ("i < self.len()") rendering format strings over a multi-chunk filter.
-    return frame.rechunk().select(pl.lit(file).alias("file"), "line_number", pl.col(_LINE).alias("raw_line"),
+    return frame.rechunk().select(pl.lit(file).alias("file"), "line_number", pl.col(LINE_COLUMN).alias("raw_line"),
                                   reason.alias("reason"))
 
 
@@ -390,7 +391,7 @@ def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day
     header, data = _header(lines), lines.slice(1)
     strip = _padded(data)
     n = len(spec.columns)
-    rules = _row_rules(spec, partition_day)
+    rules = row_rules(spec, partition_day)
     # Phase 1, every row: cheap boolean flags. Only rows that break nothing take part in settling
     # duplicate keys, so a malformed copy cannot push a good one into quarantine.
     wrong_width = pl.col("_fields") != n
@@ -403,17 +404,17 @@ def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day
         .otherwise(pl.concat_str([pl.when(b).then(r) for b, r in rules], separator="; ", ignore_nulls=True))
     )
     # What settling duplicates reads of a good row: the typed values, the key's text, the line.
-    kept_columns = ["line_number", _LINE, *dict.fromkeys(spec.column(k).header for k in spec.key),
-                    *(_typed(c.name) for c in spec.columns)]
+    kept_columns = ["line_number", LINE_COLUMN, *dict.fromkeys(spec.column(k).header for k in spec.key),
+                    *(typed_column(c.name) for c in spec.columns)]
     step = max(data.height if spec.fill_over_day else chunk_rows or CHUNK_ROWS, 1)
     starts = range(0, max(data.height, 1), step)
     lenient: frozenset[str] = frozenset()
     while True:
         tallies, goods, bads, error, again = [], [], [], None, False
         for start in starts:
-            parsed, found = _typed_cells(spec, _cells(data.slice(start, step), header, strip), lenient)
+            parsed, found = typed_cells(spec, _cells(data.slice(start, step), header, strip), lenient)
             again, lenient = again or (bool(found) and start > 0), lenient | found
-            parsed = parsed.with_columns(_filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
+            parsed = parsed.with_columns(filled_over_day(spec, spec.column(name)) for name in spec.fill_over_day)
             tallies.append(_type_tally(spec, parsed))
             if len(starts) == 1 and (violations := _tallied_type_violations(spec, tallies, file)):
                 raise ContractViolation(violations)
@@ -433,7 +434,7 @@ def split_lines(spec: UseCaseSpec, lines: pl.DataFrame, file: str, partition_day
         raise error
     good = goods[0] if len(goods) == 1 else pl.concat(goods, rechunk=False)
     kept, duplicates, merged = _settle_duplicates(spec, good, file)
-    validated = kept.select(pl.col(_typed(c.name)).alias(c.name) for c in spec.columns)
+    validated = kept.select(pl.col(typed_column(c.name)).alias(c.name) for c in spec.columns)
     quarantined = bads[0] if len(bads) == 1 else pl.concat(bads)
     if duplicates.height:
         quarantined = pl.concat([quarantined, duplicates]).sort("line_number")
@@ -455,7 +456,7 @@ def _settle_duplicates(spec: UseCaseSpec, good: pl.DataFrame,
     Copies that disagree on a column no rule settles are all quarantined as a conflict: file order
     never picks a winner silently. Only rows whose key repeats take the slow path.
     """
-    keys = [_typed(k) for k in spec.key]
+    keys = [typed_column(k) for k in spec.key]
     copies = good.with_columns(pl.len().over(keys).alias("_copies"))
     multi = copies.filter(pl.col("_copies") > 1)
     nothing = _listed(file, good.clear(), pl.lit(""))
@@ -465,7 +466,7 @@ def _settle_duplicates(spec: UseCaseSpec, good: pl.DataFrame,
     settled = dict(spec.aggregate)
     agree = [] if spec.duplicates == "keep_last" else [
         c for c in spec.columns if c.name not in spec.key and c.name not in settled]
-    differs = {c.header: pl.col(_typed(c.name)).n_unique().over(keys) > 1 for c in agree}
+    differs = {c.header: pl.col(typed_column(c.name)).n_unique().over(keys) > 1 for c in agree}
     key_text = pl.concat_str([pl.col(spec.column(k).header) for k in spec.key], separator=", ")
     multi = multi.with_columns(
         pl.any_horizontal(pl.lit(False), *differs.values()).alias("_conflict"),
@@ -484,11 +485,11 @@ def _settle_duplicates(spec: UseCaseSpec, good: pl.DataFrame,
         aggregations = {"mean": pl.Expr.mean, "sum": pl.Expr.sum, "first": pl.Expr.first}
         winners = agreeing.group_by(keys, maintain_order=True).agg(
             pl.col("line_number").first(),
-            *(aggregations[settled.get(c.name, "first")](pl.col(_typed(c.name)))
+            *(aggregations[settled.get(c.name, "first")](pl.col(typed_column(c.name)))
               for c in spec.columns if c.name not in spec.key))
     else:
         winners = agreeing.filter(is_winner)
-    typed = ["line_number", *(_typed(c.name) for c in spec.columns)]
+    typed = ["line_number", *(typed_column(c.name) for c in spec.columns)]
     kept = pl.concat([single.select(typed), winners.select(typed)], how="vertical_relaxed").sort("line_number")
     extra = agreeing.filter(~is_winner)
     if spec.duplicates == "quarantine":

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 
-from ml.contract import _LINE, _filled_over_day, _row_rules, _typed, _typed_cells
+from ml.contract import LINE_COLUMN, filled_over_day, row_rules, typed_column, typed_cells
 from ml.features import feature_expressions
 from ml.spec import Column, UseCaseSpec
 
@@ -110,11 +110,11 @@ class RequestRows:
         # Every int column takes the lenient parse ("3.0" is 3): what the batch decides per file after a
         # first pass, decided once here, so a request is typed in one pass.
         self._lenient = frozenset(c.name for c in self._contract.columns if c.dtype == "int")
-        self._rules = _row_rules(self._contract, None)
+        self._rules = row_rules(self._contract, None)
         self._flags = [broken.alias(f"_rule{i}") for i, (broken, _) in enumerate(self._rules)]
         self._reasons = pl.concat_list([pl.when(b).then(r) for b, r in self._rules]).list.drop_nulls().alias("_reasons")
-        self._schema = {c.name: pl.String for c in self._contract.columns} | {_LINE: pl.String}
-        self._validated = [pl.col(_typed(c.name)).alias(c.name) for c in self.inputs]
+        self._schema = {c.name: pl.String for c in self._contract.columns} | {LINE_COLUMN: pl.String}
+        self._validated = [pl.col(typed_column(c.name)).alias(c.name) for c in self.inputs]
         self._feature_expressions = feature_expressions(spec)  # in `feature_names` order
         self._rule_reasons = [pl.when(b).then(r).alias(f"_reason{i}") for i, (b, r) in enumerate(self._rules)]
         # The validated table's columns and types (for a table built from typed values, see `Judged`).
@@ -217,12 +217,12 @@ class RequestRows:
     def _parsed(self, cells: dict[str, list[str | None]]) -> pl.DataFrame:
         rows = len(next(iter(cells.values())))
         blank = [None] * rows
-        frame = pl.DataFrame(cells | {name: blank for name in self.spec.label_columns} | {_LINE: [""] * rows},
+        frame = pl.DataFrame(cells | {name: blank for name in self.spec.label_columns} | {LINE_COLUMN: [""] * rows},
                              schema=self._schema)
-        parsed, _ = _typed_cells(self._contract, frame, self._lenient)
+        parsed, _ = typed_cells(self._contract, frame, self._lenient)
         if not self.spec.fill_over_day:
             return parsed
-        return parsed.with_columns(_filled_over_day(self._contract, self._contract.column(n))
+        return parsed.with_columns(filled_over_day(self._contract, self._contract.column(n))
                                    for n in self.spec.fill_over_day)
 
     def judge(self, cells: dict[str, list[str | None]]) -> Judged:
@@ -255,7 +255,7 @@ class RequestRows:
 
     def _passed(self, m: _Memo, keys: list) -> tuple[list[list], np.ndarray, list[tuple], np.ndarray]:
         """The outcomes of `keys` for group `m` (typed values per column; per key: some rule broken, the
-        (rule, reason) pairs, the features), by the contract's own typing (`_typed_cells`, given the
+        (rule, reason) pairs, the features), by the contract's own typing (`typed_cells`, given the
         group's columns and the blank labels) and its rules and features, in one polars pass over the
         distinct keys: a few expressions, not the whole contract. Features see a refused value as null
         (an unknown level of an ordinal category would raise) and are cast to float64 before float32, as
@@ -263,10 +263,10 @@ class RequestRows:
         rows = len(keys)
         cells = dict(zip(m.columns, zip(*keys))) if len(m.columns) != 1 else {m.columns[0]: keys}
         blank = dict.fromkeys(m.labels, [None] * rows)
-        frame = pl.DataFrame({n: list(v) for n, v in cells.items()} | blank | {_LINE: [""] * rows},
-                             schema=dict.fromkeys([*cells, *blank, _LINE], pl.String))
-        parsed, _ = _typed_cells(m.part, frame, self._lenient)
-        out = parsed.select(*(self._flags[j] for j in m.rules), *(pl.col(_typed(n)).alias(n) for n in m.columns))
+        frame = pl.DataFrame({n: list(v) for n, v in cells.items()} | blank | {LINE_COLUMN: [""] * rows},
+                             schema=dict.fromkeys([*cells, *blank, LINE_COLUMN], pl.String))
+        parsed, _ = typed_cells(m.part, frame, self._lenient)
+        out = parsed.select(*(self._flags[j] for j in m.rules), *(pl.col(typed_column(n)).alias(n) for n in m.columns))
         flags = np.column_stack([out[f"_rule{j}"].to_numpy() for j in m.rules])
         bad = flags.any(axis=1)
         # The reasons' formatting is most of the expressions: rendered only when some value broke a rule.
@@ -329,7 +329,7 @@ class _Memo:
                  features: list[int], size: int):
         self.columns, self.labels = tuple(c.name for c in columns), tuple(c.name for c in labels)
         self.rules, self.features, self.size = rules, features, size
-        self.part = SimpleNamespace(columns=columns + labels)  # what `_typed_cells` reads of a spec: the columns
+        self.part = SimpleNamespace(columns=columns + labels)  # what `typed_cells` reads of a spec: the columns
         self.slot_of: dict = {}
         self.key_at: list = [_FREE] * size
         self.typed: list[list] = [[None] * size for _ in columns]  # per column, per slot
