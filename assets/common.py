@@ -62,6 +62,11 @@ def table_key(spec: UseCaseSpec, stage: str, day: str) -> str:
     return f"{spec.name}/{stage}/{day}.parquet"
 
 
+def stage_days(spec: UseCaseSpec, storage: Storage, stage: str) -> list[str]:
+    """The days a stage holds a file for (`<name>/<stage>/<day>.<ext>`), sorted."""
+    return sorted({k.rsplit("/", 1)[1].split(".")[0] for k in storage.list_keys(f"{spec.name}/{stage}/")})
+
+
 def raw_pointer_key(spec: UseCaseSpec, day: str) -> str:
     """Raw blobs are immutable and content-addressed; this small JSON names the current one."""
     return f"{spec.name}/raw/{day}/current.json"

@@ -7,7 +7,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from assets.common import OWNERS, fails_for_good, lake_uri, markdown_table, retry_policy, table_metadata
+from assets.common import OWNERS, fails_for_good, lake_uri, markdown_table, retry_policy, stage_days, table_metadata
 from assets.features import load_days, present_days
 from ml.features import feature_names
 from ml.spec import UseCaseSpec
@@ -174,8 +174,8 @@ class EpochLog:
 
 
 def latest_day(spec: UseCaseSpec, storage: Storage, stage: str) -> str | None:
-    days = [k.rsplit("/", 1)[1].removesuffix(".parquet") for k in storage.list_keys(f"{spec.name}/{stage}/")]
-    return max(days) if days else None
+    days = stage_days(spec, storage, stage)
+    return days[-1] if days else None
 
 
 def record_candidate(context: dg.AssetExecutionContext, spec: UseCaseSpec, storage: Storage, mlflow: MlflowResource,

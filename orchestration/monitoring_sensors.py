@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from assets.common import OWNERS, table_key
+from assets.common import OWNERS, stage_days, table_key
 from assets.ingestion import LANDING_DEADLINE_HOUR, overdue_day
 from ml.alerts import Alert, Signal, episode_starts, group
 from ml.retrain_policy import Attempt, DayHealth, PolicyState, RetrainPolicy, decide, record_outcome
@@ -113,9 +113,8 @@ def build_labels_sensor(spec: UseCaseSpec, job, lookback_days: int = 60) -> dg.S
     def labels(context: dg.SensorEvaluationContext, storage: Storage):
         """Labels land days after the features: a scored day without a performance report gets one as
         soon as its features carry labels (a re-landed file re-ingests them)."""
-        stage_days = lambda stage: {k.rsplit("/", 1)[1].split(".")[0]  # noqa: E731
-                                    for k in storage.list_keys(f"{spec.name}/{stage}/")}
-        pending = sorted(stage_days("predictions") - stage_days("performance"))[-lookback_days:]
+        pending = sorted(set(stage_days(spec, storage, "predictions"))
+                         - set(stage_days(spec, storage, "performance")))[-lookback_days:]
         for day in pending:
             if has_labels(spec, storage, day):
                 yield dg.RunRequest(run_key=f"labels-{spec.name}-{day}", partition_key=day)

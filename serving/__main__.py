@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         # full collection, a 150 ms stall of the event loop each time: moved out of the collector's sight.
         gc.collect()
         gc.freeze()
-        # The request log's writer and the registry poll are threads: holding the GIL in their Python parts,
-        # each would keep the event loop waiting up to the switch interval (5 ms by default) at every
-        # hand-back; 0.5 ms bounds what a background thread adds to a request.
+        # The request log's hand-off to its writer and the registry poll are threads: holding the GIL in their
+        # Python parts, each would keep the event loop waiting up to the switch interval (5 ms by default) at
+        # every hand-back; 0.5 ms bounds what a background thread adds to a request.
         sys.setswitchinterval(0.0005)
         # One process, one event loop (uvloop, httptools when installed): requests share the batcher's
         # passes instead of competing processes on a small machine.

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from assets.common import stage_days, table_key
 from assets.training import model_name
 from ml.spec import UseCaseSpec
 from resources.mlflow_tracking import MlflowResource
@@ -101,8 +102,8 @@ def _refusal(error: RequestError) -> ProtocolError:
 
 def recent_validated(spec: UseCaseSpec, storage: Storage, days: int) -> pl.DataFrame:
     """The rows of the latest `days` validated tables in the lake (none: an empty frame)."""
-    keys = sorted(k for k in storage.list_keys(f"{spec.name}/validated/") if k.endswith(".parquet"))
-    tables = [storage.read_parquet(k) for k in keys[-days:]] if days > 0 else []
+    recent = stage_days(spec, storage, "validated")[-days:] if days > 0 else []
+    tables = [storage.read_parquet(table_key(spec, "validated", day)) for day in recent]
     return pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
 
 

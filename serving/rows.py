@@ -131,7 +131,7 @@ class RequestRows:
         names = {c.name for c in self.inputs}
 
         def roots(*exprs: pl.Expr) -> set[str]:
-            return {r.removesuffix("__typed") for e in exprs for r in e.meta.root_names()}
+            return {r.removesuffix(typed_column("")) for e in exprs for r in e.meta.root_names()}
 
         def inputs(*exprs: pl.Expr) -> set[str]:
             return roots(*exprs) & names  # labels are blank and the line empty in every request row: constants
