@@ -175,7 +175,10 @@ def test_monitor_fails_a_run_whose_worker_was_killed_and_frees_the_queue(tmp_pat
             assert len(retries) == 1 and retries[0].job_name == "sleepy"
             assert retries[0].tags["dagster/retry_number"] == "1"
             assert instance.get_run_by_id(sleepy).tags["dagster/will_retry"] == "true"
-            assert _status(instance, retries[0].run_id) in (  # queued behind quick; launched once it ended
+            # The daemon creates the retry (NOT_STARTED) and then submits it to the queue: wait for the submit.
+            status = _wait(stack, "the retry submitted", 30, lambda: (
+                s if (s := _status(instance, retries[0].run_id)) != dg.DagsterRunStatus.NOT_STARTED else None))
+            assert status in (  # queued behind quick; launched once it ended
                 dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
     finally:
         stack.close()
