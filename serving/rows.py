@@ -48,6 +48,11 @@ _ACCEPTED = {
 }
 # JSON types a column's values usually all have: then the text is the value's `str` (or the string itself).
 _PLAIN = {"int": {int}, "float": {int, float}, "category": {str}, "date": {str}, "timestamp": {str}}
+# The JSON type of a column's well-formed values (with blanks): a column whose values all have it keeps them
+# as memo keys, spelled out as text only when the memo misses them (`_spelled`). One type per column, so
+# no two keys of a column are equal across types (3 and 3.0, 1 and True) with different texts.
+_NATURAL = {"int": {int, type(None)}, "float": {float, type(None)}, "category": {str, type(None)},
+            "date": {str, type(None)}, "timestamp": {str, type(None)}}
 _REASON = re.compile(r"^(?P<field>[A-Za-z0-9_]+): .*\[(?P<rule>[^\]]+)\]$")
 # Distinct cells (or cell tuples) remembered per group of columns; 0 turns the memo off.
 MEMO_CELLS = 65_536
@@ -95,6 +100,12 @@ def _texts(c: Column, values: list) -> list[str | None]:
     if plain and set(map(type, values)) <= plain:  # type(True) is bool, never int: booleans go to `_cell`
         return values if plain == {str} else list(map(str, values))
     return [_cell(c, v) for v in values]
+
+
+def _spelled(keys) -> list[str | None]:
+    """Memo keys as texts: a string is a text already (`_texts`), a number kept as its key (`_NATURAL`) is
+    spelled as `_cell` spells it."""
+    return [k if k is None or type(k) is str else str(k) for k in keys]
 
 
 class RequestRows:
@@ -210,9 +221,14 @@ class RequestRows:
             raise RequestError(errors)
         return seen
 
-    def cells(self, columns: dict[str, list]) -> dict[str, list[str | None]]:
-        """The text a raw file would hold, per input column (see `_cell`)."""
-        return {c.name: _texts(c, columns[c.name]) for c in self.inputs}
+    def cells(self, columns: dict[str, list]) -> dict[str, list]:
+        """What the contract reads, per input column: the text a raw file would hold (see `_cell`). With
+        memos, a column whose values all have its natural JSON type keeps them as they are: they are its
+        memo keys, and spelling a thousand numbers out cost more than judging them from the memo."""
+        if not self._memos:
+            return {c.name: _texts(c, columns[c.name]) for c in self.inputs}
+        return {c.name: values if set(map(type, values)) <= _NATURAL.get(c.dtype, set()) else _texts(c, values)
+                for c in self.inputs for values in (columns[c.name],)}
 
     def _parsed(self, cells: dict[str, list[str | None]]) -> pl.DataFrame:
         rows = len(next(iter(cells.values())))
@@ -263,7 +279,7 @@ class RequestRows:
         rows = len(keys)
         cells = dict(zip(m.columns, zip(*keys))) if len(m.columns) != 1 else {m.columns[0]: keys}
         blank = dict.fromkeys(m.labels, [None] * rows)
-        frame = pl.DataFrame({n: list(v) for n, v in cells.items()} | blank | {LINE_COLUMN: [""] * rows},
+        frame = pl.DataFrame({n: _spelled(v) for n, v in cells.items()} | blank | {LINE_COLUMN: [""] * rows},
                              schema=dict.fromkeys([*cells, *blank, LINE_COLUMN], pl.String))
         parsed, _ = typed_cells(m.part, frame, self._lenient)
         out = parsed.select(*(self._flags[j] for j in m.rules), *(pl.col(typed_column(n)).alias(n) for n in m.columns))
