@@ -205,3 +205,28 @@ def test_large_frames_use_threads_per_column_with_the_same_results(monkeypatch):
     assert rows(threaded[1]) == rows(sequential[1])
     assert [r.column for r in threaded[1].columns] == ["a", "b", "c", "k"]
     assert threaded[1].columns[0].drifted
+
+
+def test_either_sort_gives_the_same_reference_and_report(monkeypatch):
+    """`sorted_floats` takes numpy's or polars' sort, whichever is faster on the CPU: both must put the
+    same values in the same order (null and NaN last, as NaN), so the reference and the report do not
+    depend on the CPU."""
+    import ml.drift.sketch as sketch
+
+    rng = np.random.default_rng(5)
+    n = 5_000
+    values = np.where(rng.random(n) < 0.05, np.nan, rng.lognormal(size=n))
+    series = pl.Series("a", values).set(pl.Series(rng.random(n) < 0.05), None)  # nulls and NaN both
+    assert series.null_count() and series.is_nan().sum()
+    frame = pl.DataFrame({"a": series, "t": rng.integers(0, 5, n).astype(float), "day": np.arange(n) * 10 // n})
+    current = frame.with_columns(pl.col("a") * 1.2)
+    outcomes = {}
+    for numpy_sorts in (True, False):
+        monkeypatch.setattr(sketch, "_numpy_sorts_faster", lambda numpy_sorts=numpy_sorts: numpy_sorts)
+        floats = sketch.sorted_floats(series)
+        reference = build_reference(frame, ["a", "t"], [], day_column="day", n_resamples=50)
+        report = compare(reference, current)
+        outcomes[numpy_sorts] = (floats.tobytes(), reference.to_dict(),
+                                 [repr((r.column, r.stats, r.thresholds, r.drifted_by)) for r in report.columns])
+    assert outcomes[True] == outcomes[False]
+    assert np.isnan(np.frombuffer(outcomes[True][0])[-int(series.null_count() + series.is_nan().sum()):]).all()
