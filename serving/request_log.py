@@ -4,8 +4,9 @@ them), what was served, by which version, in how long.
 Requests are sampled whole (`sample_share`) and queued in memory. A thread ships the queue every
 `SHIP_S` to a writer process, which writes what it received every `flush_s` seconds as one parquet
 file per use case, day and flush, named after the server process
-(`<name>/online_log/<day>/<time>-<host>-<pid>-<n>.parquet`): writers never share a file, and each
-write is atomic (`Storage`). Building and writing the tables costs milliseconds per file (a flush of
+(`<name>/online_log/<day>/<time>-<host>-<pid>-w<writer>-<n>.parquet`): writers never share a file, and
+each write is atomic (`Storage`). A writer that exits is replaced (rows sampled until then are dropped
+and counted). Building and writing the tables costs milliseconds per file (a flush of
 rows spread over 90 days: ~250 ms of CPU); in the server's process that held the GIL away from the
 event loop, the tail of every request around a flush. The server's share is now one pickle per ship.
 A row belongs to the day of its event column, as in the batch tables. `<entity>_online_predictions`
@@ -49,22 +50,22 @@ def read_day(spec: UseCaseSpec, storage: Storage, day: str) -> pl.DataFrame | No
 
 # How often queued requests go to the writer process: small pickles, so no pause of the event loop.
 SHIP_S = 0.2
+# Seconds between starting a writer and starting another if it exits again.
+WRITER_RESTART_S = 5.0
 
 
 class RequestLog:
-    """Queues sampled requests and hands them to its writer process."""
+    """Queues sampled requests and hands them to its writer process; a writer that exits is replaced."""
 
     def __init__(self, storage: Storage, sample_share: float, flush_s: float):
         self.sample_share = sample_share
         self._pending: list[tuple[str, str, pl.Schema, dict[str, list], dict]] = []
         self._lock = threading.Lock()
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no locks or threads inherited
-        self._receiver, self._sender = context.Pipe(duplex=False)
         # The storage goes as its class and settings: a resource in use holds clients that do not pickle.
-        writer = f"{socket.gethostname()}-{os.getpid()}"
-        self._process = context.Process(target=write_loop, name="request-log", daemon=True,
-                                        args=(self._receiver, type(storage), storage.model_dump(), flush_s, writer))
-        self._writer_lost = False
+        self._writer_args = (type(storage), storage.model_dump(), flush_s)
+        self._generation = 0  # writers started: each names its files apart (`<host>-<pid>-w<generation>`)
+        self._process, self._sender, self._next_start = None, None, 0.0
+        self._down, self._dropped = False, 0  # the writer exited and none replaced it yet; rows lost meanwhile
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._ship_loop, name="request-log-ship", daemon=True)
 
@@ -77,28 +78,51 @@ class RequestLog:
         with self._lock:
             self._pending.append((spec.name, spec.event_date, schema, rows, served))
 
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no locks or threads inherited
+        receiver, self._sender = context.Pipe(duplex=False)
+        self._generation += 1
+        writer = f"{socket.gethostname()}-{os.getpid()}-w{self._generation}"
+        self._process = context.Process(target=write_loop, name="request-log", daemon=True,
+                                        args=(receiver, *self._writer_args, writer))
+        self._process.start()
+        receiver.close()  # the writer holds its own end: were this one open, a dead writer's pipe would fill
+        self._next_start = time.monotonic() + WRITER_RESTART_S
+
     def _ship(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        if not self._process.is_alive():  # never block on a pipe nobody reads, nor hold rows for it
-            if not self._writer_lost:
-                self._writer_lost = True
-                log.error("the request log's writer exited (code %s): sampled requests are no longer logged",
-                          self._process.exitcode)
+        if not self._process.is_alive() and not self._replace():  # never block on a pipe nobody reads
+            self._dropped += sum(len(next(iter(rows.values()))) for _, _, _, rows, _ in pending)
             return
         if pending:
             self._sender.send(pending)
+
+    def _replace(self) -> bool:
+        """Start another writer for one that exited; whether one runs now. Not sooner than
+        `WRITER_RESTART_S` after the last start, so a writer that cannot run is not respawned in a loop;
+        the rows sampled until one runs are dropped (memory stays bounded) and counted."""
+        if not self._down:
+            self._down = True
+            log.error("the request log's writer exited (code %s)", self._process.exitcode)
+        if time.monotonic() < self._next_start:
+            return False
+        self._sender.close()
+        self._spawn()
+        log.error("request log writer %d started; %d sampled rows were dropped while none ran",
+                  self._generation, self._dropped)
+        self._down, self._dropped = False, 0
+        return True
 
     def _ship_loop(self) -> None:
         while not self._stop.wait(SHIP_S):
             try:
                 self._ship()
-            except (OSError, ValueError):  # the writer is gone: the rows are lost, serving goes on
+            except (OSError, ValueError):  # the writer went away mid-send: those rows are lost, serving goes on
                 log.exception("handing the request log to its writer failed")
 
     def start(self) -> None:
-        self._process.start()
-        self._receiver.close()  # the writer holds its own end: were this one open, a dead writer's pipe would fill
+        self._spawn()
         self._thread.start()
 
     def stop(self) -> None:
@@ -106,8 +130,10 @@ class RequestLog:
         self._stop.set()
         self._thread.join(timeout=30)
         try:
-            self._ship()
+            with self._lock:
+                pending, self._pending = self._pending, []
             if self._process.is_alive():
+                self._sender.send(pending)
                 self._sender.send(None)
         except (OSError, ValueError):
             log.exception("handing the request log to its writer failed")
