@@ -23,6 +23,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
+from benchmarks.host import describe
 from orchestration.simulation import Simulation
 
 FIRST_DAY, BOOTSTRAP_DAYS = date(2011, 1, 1), 90
@@ -56,7 +57,7 @@ def main() -> None:
              f"Median wall time of one daily run: **{wall:.2f} s** over {args.days} days "
              f"({FIRST_DAY + timedelta(days=BOOTSTRAP_DAYS)} on, after a 90-day bootstrap); the full "
              f"replay's 641 days at this rate: {wall * 641 / 60:.1f} min plus sensors and retrains. "
-             f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores.", "",
+             f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {describe()}.", "",
              "| step | median s | share of the run |", "| --- | ---: | ---: |"]
     lines += [f"| {k} | {v:.3f} | {v / wall:.0%} |" for k, v in rows]
     rest = wall - sum(step_medians.values())

@@ -32,6 +32,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.host import describe  # noqa: E402
 from ml.drift import build_reference, compare  # noqa: E402
 from ml.usecases.bike_rentals import SPEC  # noqa: E402
 
@@ -184,15 +185,10 @@ def time_evidently(data: DataSet, ref: pl.DataFrame, cur: pl.DataFrame, runs: in
 
 
 def machine() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")),
-               platform.processor())
-    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))) / 2**20
     import os
 
     # other jobs sharing the cores slow both tools; the 15-minute load average says how busy it was
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.platform()}; "
+    return (f"{describe()}, {platform.platform()}; "
             f"load average {os.getloadavg()[2]:.1f} over the 15 minutes before the report")
 
 

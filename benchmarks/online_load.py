@@ -37,6 +37,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.host import describe  # noqa: E402
 from ml.usecases import BIKE_RENTALS  # noqa: E402
 from resources.storage import LocalStorage  # noqa: E402
 from serving.process import free_port, start_server  # noqa: E402
@@ -239,7 +240,7 @@ def write(args, results: list[dict], logged: list[dict]) -> None:
         "# Online tier under load", "",
         f"Command: `.venv/bin/python benchmarks/online_load.py --rate {args.rate:g} --seconds {args.seconds:g} "
         f"--big {args.big}`  ",
-        f"Machine: {os.cpu_count()} cores shared with the load generator (same machine, loopback); "
+        f"Machine: {describe()}, shared with the load generator (same machine, loopback); "
         f"{time.strftime('%Y-%m-%d %H:%M')}", "",
         "Latency is measured by the client from the moment each request was due (open loop).", "",
         "| phase | offered req/s | achieved req/s | ok | failed | p50 ms | p90 ms | p99 ms | max ms "
