@@ -81,7 +81,7 @@ def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params:
         params = tune(family, X_train, y_train, X_val, y_val, n_trials=tune_trials, timeout_s=tune_timeout_s,
                       seed=seed, base_params=params, on_trial=on_trial)
 
-    def fit(rows: pl.DataFrame, which: str, store: CheckpointStore | None = None):
+    def fit(rows: pl.DataFrame, which: str, params: dict, store: CheckpointStore | None = None):
         X, y = xy(spec, rows)
         weights = recency_weights(rows, spec.event_date, recency_half_life_days)
         extra = {} if weights is None else {"sample_weight": weights}
@@ -93,8 +93,12 @@ def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params:
         return model.fit(X, y, X_val, y_val, checkpoints=store, **extra)
 
     before_holdout = frame.filter(pl.col("split") != "holdout")
-    judged = OnnxModel(judged_onnx := fit(before_holdout, "judged").to_onnx())
-    served_model = fit(frame, "served", checkpoints)
+    judged_model = fit(before_holdout, "judged", params)
+    judged = OnnxModel(judged_onnx := judged_model.to_onnx())
+    # The served fit and the loss estimator's cross-fits train on the validation rows too: they take the
+    # judged fit's choices (an MLP's epoch count) instead of early stopping on rows they learn from.
+    refit = judged_model.refit_params()
+    served_model = fit(frame, "served", refit, checkpoints)
     onnx_bytes = served_model.to_onnx()
     served = OnnxModel(onnx_bytes)
     X_all, y_all = xy(spec, frame)
@@ -113,7 +117,7 @@ def train_candidate(spec: UseCaseSpec, frame: pl.DataFrame, family: str, params:
         onnx_bytes=onnx_bytes,
         judged_onnx_bytes=judged_onnx,
         input_example=X_hold[:5],
-        loss_estimator=loss_estimator(spec, frame, family, params, X_val, y_val, loss_estimate_folds),
+        loss_estimator=loss_estimator(spec, frame, family, refit, X_val, y_val, loss_estimate_folds),
     )
 
 

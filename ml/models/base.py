@@ -51,6 +51,11 @@ class Model(Protocol):
 
     def to_onnx(self) -> bytes: ...
 
+    def refit_params(self) -> dict[str, Any]:
+        """The params that refit this fitted recipe on rows including its validation rows (the served
+        fit): whatever it chose by watching the validation rows (an epoch count) becomes fixed."""
+        ...
+
 
 def resolve_params(family: str, defaults: dict[str, Any], params: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults overlaid with ``params``; an unknown key is an error, not a silently ignored typo."""

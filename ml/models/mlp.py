@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "learning_rate": 3e-3,
     "weight_decay": 1e-5,
     "patience": 50,
+    "stop_after": 0,  # > 0: train exactly this many epochs and keep the last weights, no early stopping
     "seed": 0,
 }
 
@@ -59,6 +60,13 @@ class MLP:
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         self.params = resolve_params(self.family, DEFAULTS, params)
         self._net: _Net | None = None
+        self._best_epoch = 0
+
+    def refit_params(self) -> dict[str, Any]:
+        """The recipe to refit on rows that include the validation rows: early stopping there would watch
+        rows it trains on, so the refit runs the epochs this fit chose (its best one) and keeps the last."""
+        self._fitted()
+        return {**self.params, "stop_after": self._best_epoch}
 
     def fit(
         self,
@@ -100,17 +108,18 @@ class MLP:
             state = saved
             start = done + 1
 
-        for epoch in range(start, p["epochs"] + 1):
-            if state["bad_epochs"] >= p["patience"]:
+        fixed = p["stop_after"] > 0
+        for epoch in range(start, (p["stop_after"] if fixed else p["epochs"]) + 1):
+            if not fixed and state["bad_epochs"] >= p["patience"]:
                 break
             for group in opt.param_groups:  # cosine decay as a pure function of epoch: nothing extra to checkpoint
                 group["lr"] = p["learning_rate"] * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / p["epochs"]))
             train_loss = _run_epoch(net, opt, x, log_y, p["batch_size"], seed=p["seed"] * 100_003 + epoch)
             with torch.no_grad():
                 val_mae = float((net(x_val) - y_val_t).abs().mean())
-            if val_mae < state["best_mae"]:
+            if fixed or val_mae < state["best_mae"]:
                 best = {k: v.clone() for k, v in net.state_dict().items()}
-                state = {"best_mae": val_mae, "best_state": best, "bad_epochs": 0}
+                state = {"best_mae": val_mae, "best_state": best, "bad_epochs": 0, "best_epoch": epoch}
             else:
                 state["bad_epochs"] += 1
             if checkpoints is not None:
@@ -119,7 +128,7 @@ class MLP:
                 on_epoch(epoch, train_loss, val_mae)
 
         net.load_state_dict(state["best_state"])
-        self._net = net.eval()
+        self._net, self._best_epoch = net.eval(), state.get("best_epoch", 0)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         with torch.no_grad():

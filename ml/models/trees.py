@@ -44,6 +44,10 @@ class GradientBoostedTrees:
         self._model = None
         self._n_features = 0
 
+    def refit_params(self) -> dict[str, Any]:
+        """A fixed number of trees and no early stopping: the same recipe refits on any rows."""
+        return dict(self.params)
+
     def fit(
         self,
         X_train: np.ndarray,

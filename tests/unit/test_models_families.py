@@ -126,3 +126,25 @@ def test_servability_reports_size_and_latency(split):
     report = servability(onnx_bytes, X_val[:10], repeats=3)
     assert report.size_bytes == len(onnx_bytes)
     assert report.latency_ms_per_1k > 0 and report.load_seconds > 0
+
+
+def test_the_mlp_refit_runs_the_epochs_early_stopping_chose_and_keeps_the_last():
+    """The served fit trains on the validation rows too: it must not early-stop on them, but run the
+    judged fit's best epoch count (`refit_params`)."""
+    frame = pl.read_csv(DATA, n_rows=2500)
+    X = frame.select(FEATURES).to_numpy().astype(np.float32)
+    y = frame["cnt"].to_numpy().astype(np.float64)
+    # A rate this high overshoots within a few epochs: early stopping has something to stop.
+    params = {**FAST_PARAMS["mlp"], "epochs": 12, "patience": 3, "learning_rate": 0.05}
+    judged_losses, served_losses = [], []
+    judged = make_model("mlp", params).fit(X[:1500], y[:1500], X[1500:2000], y[1500:2000],
+                                           on_epoch=lambda e, t, v: judged_losses.append(v))
+    assert len(judged_losses) < params["epochs"]  # stopped early
+    best = int(np.argmin(judged_losses)) + 1
+    refit = judged.refit_params()
+    assert refit == {**judged.params, "stop_after": best}
+    served = make_model("mlp", refit).fit(X[:2000], y[:2000], X[1500:2000], y[1500:2000],
+                                          on_epoch=lambda e, t, v: served_losses.append(v))
+    assert len(served_losses) == best  # exactly the chosen epochs, whatever the (in-sample) validation said
+    assert served.refit_params()["stop_after"] == best
+    assert make_model("trees", FAST_PARAMS["trees"]).refit_params() == make_model("trees", FAST_PARAMS["trees"]).params
