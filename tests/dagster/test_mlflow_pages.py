@@ -78,9 +78,15 @@ def test_the_logged_model_has_a_named_signature_and_a_use_case_family_name(sim):
 def test_the_mlp_run_has_its_losses_per_epoch(sim):
     client = sim.mlflow.client()
     run_id = client.get_model_version(model_name(sim.spec), "2").run_id
-    for key in ("train_loss", "val_loss", "judged_train_loss", "judged_val_loss"):
+    # The served fit runs the epochs the judged fit chose on the validation days (`refit_params`).
+    chosen = int(client.get_run(run_id).data.params["stop_after"])
+    assert 1 <= chosen <= MLP_EPOCHS
+    for key, epochs in (("train_loss", chosen), ("val_loss", chosen), ("judged_train_loss", MLP_EPOCHS),
+                        ("judged_val_loss", MLP_EPOCHS)):
         history = client.get_metric_history(run_id, key)
-        assert sorted(m.step for m in history) == list(range(1, MLP_EPOCHS + 1)), key
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1)), key
+    judged_val = {m.step: m.value for m in client.get_metric_history(run_id, "judged_val_loss")}
+    assert chosen == min(judged_val, key=lambda step: (judged_val[step], step))
     assert "val_loss" in client.get_run(run_id).data.tags["mlflow.note.content"]
     trees = client.get_model_version(model_name(sim.spec), "1").run_id
     assert client.get_metric_history(trees, "train_loss") == []  # trees have no epochs
