@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--root", default="", help="lake, registry and landing folder (default var/replay_<...>)")
     parser.add_argument("--out", default="", help="summary path without suffix (default "
                         "$REPLAY_RESULTS_DIR/replay..., REPLAY_RESULTS_DIR defaulting to benchmarks/results)")
-    parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--skip-baselines", action="store_true",
+                        help="the loop only (faster); its MAE then counts every hour it scored, not only the "
+                             "hours every policy scored, so it differs slightly from a full run's")
     args = parser.parse_args()
     spec = USE_CASES[args.use_case]
     suffix = ("" if spec.name == "rentals" else f"_{spec.name}") + (f"_delay{args.label_delay}" if args.label_delay else "")
