@@ -41,8 +41,8 @@ def monitored(spec: UseCaseSpec, storage: Storage, day: str) -> bool:
 
 
 def reported_days(spec: UseCaseSpec, storage: Storage, after: str) -> list[str]:
-    days = (k.rsplit("/", 1)[1].removesuffix(".json") for k in storage.list_keys(f"{spec.name}/drift/"))
-    return sorted(d for d in days if d > after)
+    """The days after `after` that have a drift report, oldest first."""
+    return [d for d in stage_days(spec, storage, "drift") if d > after]
 
 
 def load_state(cursor: str | None) -> tuple[str, PolicyState]:
