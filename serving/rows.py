@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -50,7 +51,8 @@ _ACCEPTED = {
 _PLAIN = {"int": {int}, "float": {int, float}, "category": {str}, "date": {str}, "timestamp": {str}}
 # The JSON type of a column's well-formed values (with blanks): a column whose values all have it keeps them
 # as memo keys, spelled out as text only when the memo misses them (`_spelled`). One type per column, so
-# no two keys of a column are equal across types (3 and 3.0, 1 and True) with different texts.
+# no two keys of a column are equal across types (3 and 3.0, 1 and True) with different texts; -0.0 and 0.0
+# are, so a float column holding -0.0 is spelled out (`_natural`).
 _NATURAL = {"int": {int, type(None)}, "float": {float, type(None)}, "category": {str, type(None)},
             "date": {str, type(None)}, "timestamp": {str, type(None)}}
 _REASON = re.compile(r"^(?P<field>[A-Za-z0-9_]+): .*\[(?P<rule>[^\]]+)\]$")
@@ -100,6 +102,14 @@ def _texts(c: Column, values: list) -> list[str | None]:
     if plain and set(map(type, values)) <= plain:  # type(True) is bool, never int: booleans go to `_cell`
         return values if plain == {str} else list(map(str, values))
     return [_cell(c, v) for v in values]
+
+
+def _natural(c: Column, values: list) -> bool:
+    """Whether a column's values can be their own memo keys: all of its natural JSON type, and no -0.0,
+    which is the same key as 0.0 but not the same text (nor the same typed value)."""
+    if not set(map(type, values)) <= _NATURAL.get(c.dtype, set()):
+        return False
+    return c.dtype != "float" or 0.0 not in values or not any(v == 0.0 and math.copysign(1.0, v) < 0 for v in values)
 
 
 def _spelled(keys) -> list[str | None]:
@@ -227,7 +237,7 @@ class RequestRows:
         memo keys, and spelling a thousand numbers out cost more than judging them from the memo."""
         if not self._memos:
             return {c.name: _texts(c, columns[c.name]) for c in self.inputs}
-        return {c.name: values if set(map(type, values)) <= _NATURAL.get(c.dtype, set()) else _texts(c, values)
+        return {c.name: values if _natural(c, values) else _texts(c, values)
                 for c in self.inputs for values in (columns[c.name],)}
 
     def _parsed(self, cells: dict[str, list[str | None]]) -> pl.DataFrame:

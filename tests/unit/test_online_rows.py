@@ -154,7 +154,7 @@ def test_seoul_booleans_and_text_categories_use_the_spec_words():
 # Values the contract refuses, by column type; each kind of bad value and good values alike go through
 # both paths. 3.0 and 1 are accepted but sent in another JSON type than the column's own: the memo keys
 # them apart from 3 and 1.0, which it keeps as they are.
-BAD = {"int": [-1, 5.5, "x", None, 99, True, 3.0], "float": [math.nan, math.inf, 1.5, -100.0, None, "0.5", 1],
+BAD = {"int": [-1, 5.5, "x", None, 99, True, 3.0], "float": [math.nan, math.inf, 1.5, -100.0, None, "0.5", 1, -0.0],
        "category": ["summer", "", None, 3], "date": ["2011-02-30", "x", None, 7], "bool": ["Yes", None, 1]}
 
 
