@@ -130,10 +130,8 @@ class RequestLog:
         self._stop.set()
         self._thread.join(timeout=30)
         try:
-            with self._lock:
-                pending, self._pending = self._pending, []
-            if self._process.is_alive():
-                self._sender.send(pending)
+            if self._process.is_alive():  # a dead writer is not replaced at shutdown
+                self._ship()
                 self._sender.send(None)
         except (OSError, ValueError):
             log.exception("handing the request log to its writer failed")

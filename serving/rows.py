@@ -237,8 +237,8 @@ class RequestRows:
         memo keys, and spelling a thousand numbers out cost more than judging them from the memo."""
         if not self._memos:
             return {c.name: _texts(c, columns[c.name]) for c in self.inputs}
-        return {c.name: values if _natural(c, values) else _texts(c, values)
-                for c in self.inputs for values in (columns[c.name],)}
+        return {c.name: columns[c.name] if _natural(c, columns[c.name]) else _texts(c, columns[c.name])
+                for c in self.inputs}
 
     def _parsed(self, cells: dict[str, list[str | None]]) -> pl.DataFrame:
         rows = len(next(iter(cells.values())))
