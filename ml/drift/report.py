@@ -10,6 +10,7 @@ reported too: there a tree model extrapolates flat.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,35 +152,81 @@ def _label_inches(labels: list[str]) -> float:
     return CHAR_INCHES * max((len(label) for label in labels), default=0) + 0.2
 
 
+# Frames (figure, axes and the artists a picture updates) kept for the next picture of the same shape.
+# The daily graph draws the same two pictures every day with new cells and labels; building the axes,
+# their ticks and the colour bar was a third of each picture's time. Figures are not thread-safe, so a
+# picture is drawn under the lock. Each call sets everything that differs between pictures: a kept
+# frame draws the bytes a fresh one would (tests/unit/test_drift_report.py).
+_FRAMES: dict[tuple, tuple] = {}
+_FRAMES_LOCK = threading.Lock()
+_MAX_FRAMES = 8
+
+
+def _frame(key: tuple, build):
+    if key not in _FRAMES:
+        if len(_FRAMES) >= _MAX_FRAMES:
+            _FRAMES.pop(next(iter(_FRAMES)))
+        _FRAMES[key] = build()
+    return _FRAMES[key]
+
+
 def render_effect_heatmap_png(days: list[str], columns: list[str], effects: np.ndarray) -> bytes:
     """Column x day heat map of each column's largest statistic over its threshold (> 1 drifts; NaN
     blank), as PNG bytes. `effects` has one row per column and one column per day."""
     colors = heavy_import("matplotlib.colors")
-    values = np.asarray(effects, dtype=float).reshape(len(columns), len(days))
-    top = np.nanmax(values) if np.isfinite(values).any() else 2.0
+    values = np.ma.masked_invalid(np.asarray(effects, dtype=float).reshape(len(columns), len(days)))
+    top = float(values.max()) if values.count() else 2.0
+    norm = colors.TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(top, 2.0))
     left = _label_inches(columns)
-    fig, ax = _figure(min(max(5.0, 2.5 + 0.25 * len(days)), 9.5) + left, 0.2 * len(columns) + 1.3, left=left,
-                      bottom=0.6, right=0.9)
-    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="RdBu_r", interpolation="nearest",
-                      norm=colors.TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(float(top), 2.0)))
-    ax.set_yticks(np.arange(len(columns)), columns, fontsize=TICK_FONT)
-    _day_ticks(ax, days)
-    ax.set_title("largest statistic / threshold (red > 1: drifted; blank: not judged)", fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=TICK_FONT)
-    return _png(fig, dpi=80)
+
+    def build():
+        fig, ax = _figure(min(max(5.0, 2.5 + 0.25 * len(days)), 9.5) + left, 0.2 * len(columns) + 1.3,
+                          left=left, bottom=0.6, right=0.9)
+        image = ax.imshow(values, aspect="auto", cmap="RdBu_r", interpolation="nearest", norm=norm)
+        # y given: the title's place is fixed, not searched for above the tick labels at every draw
+        ax.set_title("largest statistic / threshold (red > 1: drifted; blank: not judged)", fontsize=9, y=1.0)
+        fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=TICK_FONT)
+        return fig, ax, image
+
+    with _FRAMES_LOCK:
+        fig, ax, image = _frame(("heatmap", len(days), len(columns), left), build)
+        image.set_data(values)
+        image.set_norm(norm)  # the colour bar follows its image's norm
+        ax.set_yticks(np.arange(len(columns)), columns, fontsize=TICK_FONT)
+        _day_ticks(ax, days)
+        return _png(fig, dpi=80)
 
 
 def render_series_png(days: list[str], series: dict[str, list[float]], title: str, ylabel: str) -> bytes:
     """One line per named series over the days (NaN: no point), as PNG bytes."""
-    fig, ax = _figure(7, 3, left=0.7, bottom=0.6)
     x = np.arange(len(days))
-    for label, values in series.items():
-        y = np.asarray(values, dtype=float)
-        if np.isfinite(y).any():
-            ax.plot(x, y, marker="o", markersize=3, label=label)
-    _day_ticks(ax, days)
-    ax.tick_params(axis="y", labelsize=TICK_FONT)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=TICK_FONT)
-    return _png(fig, dpi=80)
+    values = {label: np.asarray(v, dtype=float) for label, v in series.items()}
+
+    def build():
+        fig, ax = _figure(7, 3, left=0.7, bottom=0.6)
+        ax.tick_params(axis="y", labelsize=TICK_FONT)
+        lines = {label: ax.plot(x, np.full(len(days), np.nan), marker="o", markersize=3, label=label)[0]
+                 for label in series}
+        return fig, ax, lines
+
+    with _FRAMES_LOCK:
+        fig, ax, lines = _frame(("series", len(days), tuple(series)), build)
+        drawn = [label for label, y in values.items() if np.isfinite(y).any()]
+        for label, line in lines.items():
+            line.set_ydata(values[label])
+            line.set_visible(label in drawn)
+        for k, label in enumerate(drawn):  # the colour cycle counts only the series drawn
+            lines[label].set_color(f"C{k}")
+        ax.relim(visible_only=True)
+        ax.set_autoscaley_on(True)
+        ax.autoscale_view()
+        if not drawn:  # no point at all: the range of an empty plot, not the margins around nothing
+            ax.set_ylim(0.0, 1.0)
+        _day_ticks(ax, days)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9, y=1.0)  # a fixed place, as in the heat map
+        if drawn:
+            ax.legend(handles=[lines[label] for label in drawn], fontsize=TICK_FONT)
+        elif ax.get_legend() is not None:
+            ax.get_legend().remove()
+        return _png(fig, dpi=80)

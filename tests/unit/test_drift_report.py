@@ -231,3 +231,36 @@ def test_either_sort_gives_the_same_reference_and_report(monkeypatch):
                                  [repr((r.column, r.stats, r.thresholds, r.drifted_by)) for r in report.columns])
     assert outcomes[True] == outcomes[False]
     assert np.isnan(np.frombuffer(outcomes[True][0])[-int(series.null_count() + series.is_nan().sum()):]).all()
+
+
+def test_a_kept_picture_frame_draws_what_a_fresh_one_draws(monkeypatch):
+    """The pictures reuse their figure between calls of the same shape; whatever the previous picture
+    was (other cells, other days, a series missing, no point at all), the next one is drawn exactly as
+    on a fresh figure."""
+    import ml.drift.report as report
+
+    rng = np.random.default_rng(5)
+    days = [f"2011-04-{d:02d}" for d in range(1, 31)]
+    later = [f"2011-05-{d:02d}" for d in range(1, 31)]
+    columns = ["temp", "hum", "cnt (prediction)"]
+    calm, stormy = rng.random((3, 30)), rng.random((3, 30)) * 6
+    calm[0, :3] = np.nan
+    series = {"realized": list(rng.random(30) * 40), "shadow": [np.nan] * 30, "estimated": list(rng.random(30) * 30)}
+    empty = {name: [np.nan] * 30 for name in series}
+    shifted = {"realized": [np.nan] * 30, "shadow": list(rng.random(30) * 400), "estimated": list(rng.random(30))}
+
+    def pictures():
+        return (report.render_effect_heatmap_png(days, columns, calm),
+                report.render_series_png(days, series, "MAE by day", "MAE"))
+
+    monkeypatch.setattr(report, "_FRAMES", {})
+    fresh = pictures()
+    report.render_effect_heatmap_png(later, columns, stormy)
+    report.render_series_png(later, empty, "MAE by day", "MAE")
+    assert pictures() == fresh
+    report.render_series_png(later, shifted, "other title", "bikes")
+    assert pictures() == fresh
+    assert len(report._FRAMES) == 2  # one frame per shape, reused
+    # A series without a point is drawn as if it were not there (colours and legend included).
+    present = {name: values for name, values in series.items() if name != "shadow"}
+    assert report.render_series_png(days, present, "MAE by day", "MAE") == fresh[1]
