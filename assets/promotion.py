@@ -200,7 +200,7 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         name = model_name(spec)
         challenger = candidate_version(context, spec, storage, mlflow)
         evidence = read_evaluation(spec, storage, challenger.version)
-        previous = evidence["champion_version"]
+        previous, evidence_at = evidence["champion_version"], storage.uri(evaluation_key(spec, challenger.version))
         if not evidence["passed"]:
             # The challenger alias stays: it keeps scoring in shadow until a retrain replaces it.
             reasons = [r["message"] for r in evidence["comparison"]["decision"]["rules"] if not r["passed"]]
@@ -212,13 +212,13 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
                 "decision": f"kept v{previous}" if previous else "no champion",
                 "champion_version": previous or "none", "refused_version": challenger.version,
                 "refusal": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons)),
-                "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+                "evidence": evidence_at,
                 **evidence_links(spec, storage, evidence),
             })
         promoted_at = datetime.now(timezone.utc).isoformat()
         mlflow.set_alias(name, CHAMPION, challenger.version, {
             "promoted_at": promoted_at, "previous": previous,
-            "dagster_run_id": context.run.run_id, "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+            "dagster_run_id": context.run.run_id, "evidence": evidence_at,
             **evidence_links(spec, storage, evidence),
         })
         mlflow.describe_version(name, challenger.version, PROMOTION_SECTION,
@@ -232,7 +232,7 @@ def build_promotion_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
             "decision": f"promoted v{challenger.version}", "champion_version": challenger.version,
             "mlflow_model_version": mlflow.model_version_link(name, challenger.version),
             "previous_champion": previous or "none", "challenger_mae": evidence["comparison"]["challenger"]["mae"],
-            "evidence": storage.uri(evaluation_key(spec, challenger.version)),
+            "evidence": evidence_at,
             **evidence_links(spec, storage, evidence),
         })
 
