@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
-from benchmarks.host import describe
+from orchestration.host import describe
 from orchestration.simulation import Simulation
 
 FIRST_DAY, BOOTSTRAP_DAYS = date(2011, 1, 1), 90

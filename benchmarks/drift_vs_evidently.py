@@ -32,7 +32,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import describe  # noqa: E402
+from orchestration.host import describe  # noqa: E402
 from ml.drift import build_reference, compare  # noqa: E402
 from ml.usecases.bike_rentals import SPEC  # noqa: E402
 

@@ -37,7 +37,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import describe  # noqa: E402
+from orchestration.host import describe  # noqa: E402
 from ml.usecases import BIKE_RENTALS  # noqa: E402
 from resources.storage import LocalStorage  # noqa: E402
 from serving.process import free_port, start_server  # noqa: E402

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.host import describe
+from orchestration.host import describe
 from ml.drift import report
 
 COLUMNS = ["temp", "atemp", "hum", "windspeed", "hr", "weekday", "season", "holiday", "workingday",

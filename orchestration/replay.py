@@ -33,6 +33,7 @@ from ml.contract import split_rows
 from ml.monitoring import PREDICTION
 from ml.spec import UseCaseSpec
 from ml.usecases import USE_CASES, replay_file
+from orchestration.host import describe
 from orchestration.simulation import Simulation
 from resources.storage import LocalStorage
 
@@ -175,7 +176,7 @@ def write_summary(spec: UseCaseSpec, out: Path, replay: Simulation, frame: pl.Da
         lines = [
             f"# Replay of {served_days[0]}..{served_days[-1]} ({spec.name}): the self-retraining loop against the "
             "seasonal-naive forecast and calendar retraining" + (f", labels {label_delay} days late" if label_delay else ""),
-            "", f"Command: {command}  ",
+            "", f"Command: {command}  ", f"Machine: {describe()}; {time.strftime('%Y-%m-%d %H:%M')}  ",
             f"Daily graph: {n_days} days replayed through the daily job plus sensors in {graph_seconds / 60:.1f} min "
             f"({graph_seconds / max(n_days, 1):.2f} s/day, bootstrap included); baselines computed in "
             f"{baseline_seconds / 60:.1f} min. Failed daily runs: {len(failed)} {failed[:5]}.", "",
@@ -205,7 +206,8 @@ def write_summary(spec: UseCaseSpec, out: Path, replay: Simulation, frame: pl.Da
     render_png(monthly, policies, launched, out.with_suffix(".png"), unit)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({
-        "graph_seconds": graph_seconds, "baseline_seconds": baseline_seconds, "days": n_days, "failed": failed,
+        "graph_seconds": graph_seconds, "baseline_seconds": baseline_seconds, "machine": describe(), "days": n_days,
+        "failed": failed,
         "label_delay_days": label_delay, "retrains": replay.retrains, "alerts": replay.alerts,
         "overall_mae": overall, f"mae_{year}": mae_year, f"estimate_{year}": estimate_year, "estimate_all": estimate_all,
         "monthly": monthly.to_dicts(), "champion_versions": frame["model_version"].unique().to_list(),
