@@ -26,6 +26,8 @@ import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -57,6 +59,18 @@ def prepare(root: Path) -> None:
             f"sim = Simulation.fresh(Path({str(root)!r})); sim.bootstrap({FIRST_DAY.isoformat()!r}, {cutoff!r}); "
             "sys.exit(0 if sim.retrains[0]['promoted'] else 1)")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+
+
+@contextmanager
+def scratch_root(root: Path | None) -> Iterator[Path]:
+    """`root` (kept) or a temporary folder (removed after), holding a champion (`prepare`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = root or Path(tmp) / "sim"
+        prepare(root)
+        yield root
+
+
+ROOT_HELP = "scratch lake and registry to create or reuse"
 
 
 def bodies(root: Path, rows: int, count: int) -> list[bytes]:
@@ -204,12 +218,10 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=200, help="1,000-row requests, sent at --big-rate per second")
     parser.add_argument("--big-rate", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--root", type=Path, help="scratch lake and registry to create or reuse")
+    parser.add_argument("--root", type=Path, help=ROOT_HELP)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/online_load")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.root or Path(tmp) / "sim"
-        prepare(root)
+    with scratch_root(args.root) as root, tempfile.TemporaryDirectory() as tmp:
         if (root / "lake/rentals/online_log").exists():  # a reused root: only this run's requests
             subprocess.run(["rm", "-rf", str(root / "lake/rentals/online_log")], check=True)
         singles, big = bodies(root, 1, 5000), bodies(root, 1000, 20)

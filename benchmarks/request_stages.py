@@ -18,14 +18,13 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.online_load import bodies, prepare  # noqa: E402
+from benchmarks.online_load import ROOT_HELP, bodies, scratch_root  # noqa: E402
 from ml.onnx_scoring import OnnxModel  # noqa: E402
 from ml.usecases import BIKE_RENTALS  # noqa: E402
 from orchestration.host import describe  # noqa: E402
@@ -66,12 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--idle-ms", type=float, default=100.0)
-    parser.add_argument("--root", type=Path, help="scratch lake and registry to create or reuse (online_load's)")
+    parser.add_argument("--root", type=Path, help=ROOT_HELP + " (online_load's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/request_stages.md")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.root or Path(tmp) / "sim"
-        prepare(root)
+    with scratch_root(args.root) as root:
         mlflow = MlflowResource(tracking_uri=f"sqlite:///{root}/mlflow.db", artifact_root=str(root / "artifacts"))
         champion = mlflow.version_by_alias("rental_model", CHAMPION)
         onnx = mlflow.load_onnx("rental_model", champion.version)

@@ -167,6 +167,7 @@ def write_summary(spec: UseCaseSpec, out: Path, replay: Simulation, frame: pl.Da
     promoted = sum(r["promoted"] for r in launched)
     n_days = len(served_days)
     unit = f"MAE ({spec.business_figure.unit} per row)"
+    machine = describe()
     command = " ".join(["`.venv/bin/python -m orchestration.replay", spec.name,
                         *([f"--label-delay {label_delay}"] if label_delay else [])]) + "`"
     counts = {"loop": str(len(launched)), "naive": "0", "static": "0",
@@ -176,7 +177,7 @@ def write_summary(spec: UseCaseSpec, out: Path, replay: Simulation, frame: pl.Da
         lines = [
             f"# Replay of {served_days[0]}..{served_days[-1]} ({spec.name}): the self-retraining loop against the "
             "seasonal-naive forecast and calendar retraining" + (f", labels {label_delay} days late" if label_delay else ""),
-            "", f"Command: {command}  ", f"Machine: {describe()}; {time.strftime('%Y-%m-%d %H:%M')}  ",
+            "", f"Command: {command}  ", f"Machine: {machine}; {time.strftime('%Y-%m-%d %H:%M')}  ",
             f"Daily graph: {n_days} days replayed through the daily job plus sensors in {graph_seconds / 60:.1f} min "
             f"({graph_seconds / max(n_days, 1):.2f} s/day, bootstrap included); baselines computed in "
             f"{baseline_seconds / 60:.1f} min. Failed daily runs: {len(failed)} {failed[:5]}.", "",
@@ -206,7 +207,7 @@ def write_summary(spec: UseCaseSpec, out: Path, replay: Simulation, frame: pl.Da
     render_png(monthly, policies, launched, out.with_suffix(".png"), unit)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({
-        "graph_seconds": graph_seconds, "baseline_seconds": baseline_seconds, "machine": describe(), "days": n_days,
+        "graph_seconds": graph_seconds, "baseline_seconds": baseline_seconds, "machine": machine, "days": n_days,
         "failed": failed,
         "label_delay_days": label_delay, "retrains": replay.retrains, "alerts": replay.alerts,
         "overall_mae": overall, f"mae_{year}": mae_year, f"estimate_{year}": estimate_year, "estimate_all": estimate_all,
