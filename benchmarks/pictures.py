@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestration.host import describe
+from orchestration.host import result_header, write_result
 from ml.drift import report
 
 COLUMNS = ["temp", "atemp", "hum", "windspeed", "hr", "weekday", "season", "holiday", "workingday",
@@ -52,18 +52,13 @@ def main() -> None:
                 draw(days)
                 if r:
                     times[(name, way)].append(time.perf_counter() - started)
-    lines = [
-        "# The daily graph's pictures: fresh figure against kept frame", "",
-        f"Command: `.venv/bin/python benchmarks/pictures.py --rounds {args.rounds}`  ",
-        f"Machine: {describe()}; {time.strftime('%Y-%m-%d %H:%M')}", "",
-        "| picture | fresh figure, median ms | kept frame, median ms | kept / fresh |", "|---|---:|---:|---:|",
-    ]
+    lines = result_header("The daily graph's pictures: fresh figure against kept frame",
+                          f".venv/bin/python benchmarks/pictures.py --rounds {args.rounds}")
+    lines += ["| picture | fresh figure, median ms | kept frame, median ms | kept / fresh |", "|---|---:|---:|---:|"]
     for name in pictures:
         fresh, kept = (statistics.median(times[(name, way)]) * 1000 for way in ("fresh", "kept"))
         lines.append(f"| {name} | {fresh:.1f} | {kept:.1f} | {kept / fresh:.2f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(args.out, lines)
 
 
 if __name__ == "__main__":

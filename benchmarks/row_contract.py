@@ -25,7 +25,7 @@ import polars as pl
 from checks import gx_contract
 from ml.contract import split_rows
 from ml.usecases import BIKE_RENTALS, replay_file
-from orchestration.host import describe
+from orchestration.host import result_header, write_result
 
 WAYS = {  # name -> (configuration built once, context kept)
     "as GX does": (False, False),
@@ -59,18 +59,13 @@ def main() -> None:
                 raise RuntimeError(f"{day}: the shipped data broke the contract: {outcome.failures}")
     gx_contract._each_configuration_built_once = built_once
     base = statistics.median(times["as GX does"])
-    lines = [
-        "# GX's row contract on one day (24 rows, 38 expectations)", "",
-        f"Command: `.venv/bin/python benchmarks/row_contract.py --rounds {args.rounds}`  ",
-        f"Machine: {describe()}; {time.strftime('%Y-%m-%d %H:%M')}", "",
-        "| way | median ms | against GX's own way |", "|---|---:|---:|",
-    ]
+    lines = result_header("GX's row contract on one day (24 rows, 38 expectations)",
+                          f".venv/bin/python benchmarks/row_contract.py --rounds {args.rounds}")
+    lines += ["| way | median ms | against GX's own way |", "|---|---:|---:|"]
     for way, seconds in times.items():
         median = statistics.median(seconds)
         lines.append(f"| {way} | {median * 1000:.1f} | {median / base:.2f}x |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(args.out, lines)
 
 
 if __name__ == "__main__":

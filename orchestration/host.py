@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 
@@ -18,3 +19,16 @@ def describe() -> str:
                  None) if meminfo.exists() else None
     memory = f", {int(total) / 2**20:.0f} GiB RAM" if total else ""
     return f"{cpu}, {os.cpu_count()} cores{memory}"
+
+
+def result_header(title: str, command: str) -> list[str]:
+    """The first lines of a benchmark's markdown result: what ran, on which host, when."""
+    return [f"# {title}", "", f"Command: `{command}`  ",
+            f"Machine: {describe()}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+
+
+def write_result(path: Path, lines: list[str]) -> None:
+    """Write a benchmark's markdown result and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
