@@ -109,7 +109,7 @@ def build_suite(spec: UseCaseSpec, first_day: date | None = None, last_day: date
     return gx.ExpectationSuite(name=f"{spec.name}_validated", expectations=expectations)
 
 
-# Expectation id -> (the expectation, its configuration) within one `validate`; None outside.
+# Expectation id -> (the expectation, its configuration) during one GX validation; None outside one.
 _CONFIGURATIONS: ContextVar[dict[int, tuple] | None] = ContextVar("gx_configurations", default=None)
 
 
@@ -120,8 +120,8 @@ def _configuration_built_once() -> None:
     the class name) each time it reads one of its kwargs: 76 times per expectation per validation,
     41% of a day's validation time (cProfile, 38 expectations, one day of rentals). GX builds fresh
     expectation objects for every validation and changes none of them during it, so within one
-    validation (`_each_configuration_built_once`) the first build of each object is reused; everywhere else the
-    property builds as GX does. The object is kept beside its configuration, so its id cannot be
+    validation (`_each_configuration_built_once`) the first build of each object is reused; everywhere
+    else the property builds as GX does. The object is kept beside its configuration, so its id cannot be
     reused by another object while the cache lives. Installed once; a GX whose `configuration` is no
     longer a plain property is left alone (tests/unit/test_gx_contract.py checks both)."""
     from great_expectations.expectations.expectation import Expectation
