@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.online_load import ROOT_HELP, bodies, scratch_root  # noqa: E402
 from ml.onnx_scoring import OnnxModel  # noqa: E402
 from ml.usecases import BIKE_RENTALS  # noqa: E402
-from orchestration.host import describe  # noqa: E402
+from orchestration.host import result_header, write_result  # noqa: E402
 from resources.mlflow_tracking import CHAMPION, MlflowResource  # noqa: E402
 from resources.storage import LocalStorage  # noqa: E402
 from serving.app import recent_validated  # noqa: E402
@@ -80,11 +80,10 @@ def main() -> None:
     results = {"back to back": timed(requests, rows, one, two, 0.0),
                f"after {args.idle_ms:g} ms idle": timed(requests, rows, one, two, args.idle_ms / 1000)}
     served = ("parse", "cells", "judge", "onnx, 2 threads", "answer")  # what the server runs for 1,000 rows
-    lines = [
-        "# A 1,000-row request inside the server, stage by stage", "",
-        f"Command: `.venv/bin/python benchmarks/request_stages.py --requests {args.requests} "
-        f"--idle-ms {args.idle_ms:g}`  ",
-        f"Machine: {describe()}; {time.strftime('%Y-%m-%d %H:%M')}", "",
+    lines = result_header("A 1,000-row request inside the server, stage by stage",
+                          f".venv/bin/python benchmarks/request_stages.py --requests {args.requests} "
+                          f"--idle-ms {args.idle_ms:g}")
+    lines += [
         "Medians in ms over the same requests (real validated rows of the lake); ONNX alternates between a "
         "one-thread and a two-thread session, request by request. The server scores 1,000 rows on two threads; "
         "served total = the sum of its stages' medians.", "",
@@ -92,9 +91,7 @@ def main() -> None:
         *[f"| {name} | " + " | ".join(f"{r[s]:.2f}" for s in STAGES) + f" | {sum(r[s] for s in served):.2f} |"
           for name, r in results.items()],
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(args.out, lines)
 
 
 if __name__ == "__main__":
