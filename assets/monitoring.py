@@ -48,14 +48,15 @@ def scored_day(spec: UseCaseSpec, storage: Storage, day: str) -> pl.DataFrame:
 
 
 def labelled_history(spec: UseCaseSpec, storage: Storage, day: str, version: str,
-                     look_back_days: int = 60) -> tuple[list[float], list[float]]:
-    """Realized and uncorrected estimated MAE of `version`'s labelled days before `day`, oldest first
-    (days whose labels are still pending have no performance report; a report carries the estimate
-    its day was given)."""
+                     look_back_days: int = 60) -> tuple[list[float], list[float], list[bool]]:
+    """Realized and uncorrected estimated MAE of the labelled days before `day`, oldest first, and which
+    of them `version` served (days whose labels are still pending have no performance report; a
+    report carries the estimate its day was given)."""
     yesterday = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
     reports = [r for r in recent_reports(spec, storage, "performance", yesterday, look_back_days)
-               if r["model_version"] == version and r.get("estimated_mae_dle") is not None]
-    return [r["mae"] for r in reports], [r["estimated_mae_dle"] for r in reports]
+               if r.get("estimated_mae_dle") is not None]
+    return ([r["mae"] for r in reports], [r["estimated_mae_dle"] for r in reports],
+            [r["model_version"] == version for r in reports])
 
 
 def png_markdown(png: bytes, alt: str) -> str:

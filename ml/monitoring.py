@@ -54,13 +54,14 @@ def window_drift(spec: UseCaseSpec, stats: ReferenceStats, features: pl.DataFram
 
 def estimated_performance(spec: UseCaseSpec, estimator: LossEstimator, scored: pl.DataFrame, baseline_mae: float,
                           feedback: LabelFeedback | None = None, realized: Sequence[float] = (),
-                          estimated: Sequence[float] = ()) -> dict:
+                          estimated: Sequence[float] = (), own: Sequence[bool] | None = None) -> dict:
     """The label-free estimate of a day's MAE (with its interval) from features and predictions, corrected
-    by `feedback` from the serving model's labelled days (`realized` and uncorrected `estimated` MAE)."""
+    by `feedback` from the labelled days (`realized` and uncorrected `estimated` MAE; `own`: which of them
+    the serving model served)."""
     est = estimate_daily(estimator, feature_matrix(spec, scored), scored[PREDICTION].to_numpy(),
                          scored[spec.event_date].to_numpy())
     mae, low, high = (float(est[c].mean()) for c in ("estimated_mae", "low", "high"))
-    scale, days = feedback.scale(realized, estimated) if feedback else (1.0, 0)
+    scale, days = feedback.scale(realized, estimated, own) if feedback else (1.0, 0)
     return {"estimated_mae": mae * scale, "estimated_low": low * scale, "estimated_high": high * scale,
             "estimated_mae_ratio": mae * scale / baseline_mae if baseline_mae else float("nan"),
             "estimate_level": estimator.level, "estimated_mae_dle": mae, "label_feedback_scale": scale,

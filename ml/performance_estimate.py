@@ -285,23 +285,32 @@ def estimate_daily(estimator: LossEstimator, X: np.ndarray, prediction: ArrayLik
 
 @dataclass(frozen=True)
 class LabelFeedback:
-    """How the latest labelled days of the serving model correct today's estimate.
+    """How the latest labelled days correct today's estimate.
 
     DLE cannot see concept drift (demand growing under unchanged features), so its error drifts in
     one direction while a model ages: in the 2011-2012 bike replay the estimate ran at 0.85x the
-    realized MAE. Once labels land, the median realized / estimated ratio over the model's last
-    `max_days` labelled days measures that drift; today's estimate is multiplied by it. The median,
-    not the mean, so one storm day does not move it; no correction before `min_days` labelled days.
+    realized MAE. Once labels land, the median realized / estimated ratio over the serving model's
+    last `max_days` labelled days measures that drift; today's estimate is multiplied by it. The
+    median, not the mean, so one storm day does not move it. Until the serving model has `min_days`
+    labelled days of its own, the latest `max_days` labelled days of the models before it stand in:
+    the ratio is mostly a property of the recipe and the season, which a new champion shares with
+    the one it replaced, and leaving a new champion uncorrected made its first days' estimates the
+    worst (bike replay, 2011 development days: same median error, correlation 0.25 -> 0.28).
     """
 
     max_days: int = 28
     min_days: int = 3
 
-    def scale(self, realized: ArrayLike, estimated: ArrayLike) -> tuple[float, int]:
-        """(scale, days used) from the labelled days' realized and uncorrected estimated MAEs, oldest first."""
-        real = np.asarray(realized, dtype=np.float64)[-self.max_days:]
-        est = np.asarray(estimated, dtype=np.float64)[-self.max_days:]
+    def scale(self, realized: ArrayLike, estimated: ArrayLike, own: ArrayLike | None = None) -> tuple[float, int]:
+        """(scale, days used) from labelled days' realized and uncorrected estimated MAEs, oldest first;
+        `own` marks the days the serving model served (default: all of them)."""
+        real = np.asarray(realized, dtype=np.float64)
+        est = np.asarray(estimated, dtype=np.float64)
         ok = np.isfinite(real) & np.isfinite(est) & (est > 0)
-        if ok.sum() < self.min_days:
-            return 1.0, int(ok.sum())
-        return float(np.median(real[ok] / est[ok])), int(ok.sum())
+        everyone = np.arange(real.size)
+        mine = everyone if own is None else everyone[np.asarray(own, dtype=bool)]
+        own_days, recent_days = (days[ok[days]] for days in (mine[-self.max_days:], everyone[-self.max_days:]))
+        for days in (own_days, recent_days):
+            if days.size >= self.min_days:
+                return float(np.median(real[days] / est[days])), int(days.size)
+        return 1.0, int(own_days.size)
