@@ -73,6 +73,15 @@ def scratch_root(root: Path | None) -> Iterator[Path]:
 ROOT_HELP = "scratch lake and registry to create or reuse"
 
 
+def champion_onnx(root: Path) -> tuple[str, bytes]:
+    """The scratch registry's champion: its version and its registered ONNX bytes."""
+    from resources.mlflow_tracking import CHAMPION, MlflowResource
+
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{root}/mlflow.db", artifact_root=str(root / "artifacts"))
+    version = mlflow.version_by_alias("rental_model", CHAMPION).version
+    return version, mlflow.load_onnx("rental_model", version)
+
+
 def bodies(root: Path, rows: int, count: int) -> list[bytes]:
     """`count` request bodies of `rows` real validated rows each, drawn from the lake's days."""
     validated = pl.concat([pl.read_parquet(p) for p in sorted((root / "lake/rentals/validated").glob("*.parquet"))])

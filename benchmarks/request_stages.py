@@ -5,8 +5,8 @@ Usage (from the project root):
 
 The server's own stages, in this process and with its code: parse the V2 body, spell out the cells,
 judge them (row contract and features, memoized as the server does, warmed from the lake's last 90
-days), score with ONNX Runtime on one thread and on two (the server's session for 256 rows or more),
-and write the answer. Each stage is timed per request, first with the requests back to back, then with
+days), score with ONNX Runtime as the server does (a tree ensemble: one thread, in slices), and write
+the answer. Each stage is timed per request, first with the requests back to back, then with
 `--idle-ms` of sleep before each: what a request arriving at 10/s meets on an otherwise quiet server
 (benchmarks/online_load.py's 1,000-row phase). The champion and the lake are online_load's (`--root`
 keeps and reuses them). Medians in milliseconds; results in benchmarks/results/request_stages.md.
@@ -24,24 +24,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.online_load import ROOT_HELP, bodies, scratch_root  # noqa: E402
-from ml.onnx_scoring import OnnxModel  # noqa: E402
+from benchmarks.online_load import ROOT_HELP, bodies, champion_onnx, scratch_root  # noqa: E402
 from ml.usecases import BIKE_RENTALS  # noqa: E402
 from orchestration.host import result_header, write_result  # noqa: E402
-from resources.mlflow_tracking import CHAMPION, MlflowResource  # noqa: E402
 from resources.storage import LocalStorage  # noqa: E402
 from serving.app import recent_validated  # noqa: E402
+from serving.models import ServedModel, served_model  # noqa: E402
 from serving.protocol import infer_response, parse_request  # noqa: E402
 from serving.rows import RequestRows  # noqa: E402
 
-STAGES = ("parse", "cells", "judge", "onnx, 1 thread", "onnx, 2 threads", "answer")
+STAGES = ("parse", "cells", "judge", "onnx", "answer")
 
 
-def timed(requests: list[bytes], rows: RequestRows, one: OnnxModel, two: OnnxModel, idle_s: float) -> dict:
-    """Per stage, the median ms over `requests`, each after `idle_s` of sleep. Requests alternate between
-    the one-thread and the two-thread session, so each scores right after the judge, as in the server."""
+def timed(requests: list[bytes], rows: RequestRows, model: ServedModel, idle_s: float) -> dict:
+    """Per stage, the median ms over `requests`, each after `idle_s` of sleep."""
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
-    for i, body in enumerate(requests):
+    for body in requests:
         time.sleep(idle_s)
         started = time.perf_counter()
         payload = parse_request(body)
@@ -50,12 +48,12 @@ def timed(requests: list[bytes], rows: RequestRows, one: OnnxModel, two: OnnxMod
         spelled = time.perf_counter()
         X = rows.judge(cells).X
         judged = time.perf_counter()
-        predictions = (one if i % 2 == 0 else two).predict(X)
+        predictions = model.predict(X)
         scored = time.perf_counter()
         json.dumps(infer_response("rental_model", "1", "id", predictions.tolist(), {}))
         answered = time.perf_counter()
         for stage, seconds in (("parse", parsed - started), ("cells", spelled - parsed), ("judge", judged - spelled),
-                               ("onnx, 1 thread" if i % 2 == 0 else "onnx, 2 threads", scored - judged),
+                               ("onnx", scored - judged),
                                ("answer", answered - scored)):
             times[stage].append(seconds * 1000)
     return {stage: statistics.median(values) for stage, values in times.items()}
@@ -69,26 +67,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/request_stages.md")
     args = parser.parse_args()
     with scratch_root(args.root) as root:
-        mlflow = MlflowResource(tracking_uri=f"sqlite:///{root}/mlflow.db", artifact_root=str(root / "artifacts"))
-        champion = mlflow.version_by_alias("rental_model", CHAMPION)
-        onnx = mlflow.load_onnx("rental_model", champion.version)
+        version, onnx = champion_onnx(root)
         rows = RequestRows(BIKE_RENTALS)
         rows.warm(recent_validated(BIKE_RENTALS, LocalStorage(root=str(root / "lake")), 90))
         requests = bodies(root, 1000, args.requests)
-    one, two = OnnxModel(onnx, threads=1), OnnxModel(onnx, threads=2)
-    timed(requests[:5], rows, one, two, 0.0)  # warm-up
-    results = {"back to back": timed(requests, rows, one, two, 0.0),
-               f"after {args.idle_ms:g} ms idle": timed(requests, rows, one, two, args.idle_ms / 1000)}
-    served = ("parse", "cells", "judge", "onnx, 2 threads", "answer")  # what the server runs for 1,000 rows
+    model = served_model(version, onnx, threads=2)  # as the server's default
+    timed(requests[:5], rows, model, 0.0)  # warm-up
+    results = {"back to back": timed(requests, rows, model, 0.0),
+               f"after {args.idle_ms:g} ms idle": timed(requests, rows, model, args.idle_ms / 1000)}
     lines = result_header("A 1,000-row request inside the server, stage by stage",
                           f".venv/bin/python benchmarks/request_stages.py --requests {args.requests} "
                           f"--idle-ms {args.idle_ms:g}")
     lines += [
-        "Medians in ms over the same requests (real validated rows of the lake); ONNX alternates between a "
-        "one-thread and a two-thread session, request by request. The server scores 1,000 rows on two threads; "
+        "Medians in ms over the same requests (real validated rows of the lake); ONNX as the server scores "
+        "1,000 rows (the champion is a tree ensemble: one thread, slices of at most 256 rows); "
         "served total = the sum of its stages' medians.", "",
         "| | " + " | ".join(STAGES) + " | served total |", "|---|" + "---:|" * (len(STAGES) + 1),
-        *[f"| {name} | " + " | ".join(f"{r[s]:.2f}" for s in STAGES) + f" | {sum(r[s] for s in served):.2f} |"
+        *[f"| {name} | " + " | ".join(f"{r[s]:.2f}" for s in STAGES) + f" | {sum(r.values()):.2f} |"
           for name, r in results.items()],
     ]
     write_result(args.out, lines)

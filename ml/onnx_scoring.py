@@ -9,7 +9,21 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
+from ml.heavy import heavy_import
 from ml.models.base import as_features
+
+# On several threads, ONNX Runtime (1.31) splits each row's sum over the trees of a tree ensemble for
+# batches of more than 50 rows, and the rounding then depends on the batch: the same row scored up to
+# 2e-3 bikes apart alone and in a 1,000-row request (a day of a use case with more than 50 rows a day
+# would score differently in the batch asset and online, row by row). A tree ensemble is therefore
+# scored on one thread: the same bits in any batch, in any tier. For 1,000 rows that costs speed back
+# to back and gains some after an idle spell (benchmarks/results/tree_scoring.md).
+TREE_OPS = frozenset({"TreeEnsemble", "TreeEnsembleRegressor", "TreeEnsembleClassifier"})
+
+
+def is_tree_ensemble(onnx_bytes: bytes) -> bool:
+    graph = heavy_import("onnx").load_model_from_string(onnx_bytes).graph
+    return any(node.op_type in TREE_OPS for node in graph.node)
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -24,9 +38,16 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
 
 
 class OnnxModel:
-    """A CPU onnxruntime session over a model that follows the ``ml.models.base`` ONNX contract."""
+    """A CPU onnxruntime session over a model that follows the ``ml.models.base`` ONNX contract.
+
+    A tree ensemble gets one thread, whatever is asked: each row scores the same bits in any batch
+    (see TREE_OPS).
+    """
 
     def __init__(self, onnx_bytes: bytes, threads: int | None = None, batch_rows: int = 65_536) -> None:
+        self.trees = is_tree_ensemble(onnx_bytes)
+        if self.trees:
+            threads = 1
         self.session = ort.InferenceSession(onnx_bytes, _session_options(threads), providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
         self._batch_rows = batch_rows

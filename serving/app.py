@@ -52,7 +52,7 @@ class Settings:
     batch_rows: int = 16_384  # rows judged and scored in one pass (see serving.batching)
     memo_cells: int = MEMO_CELLS  # distinct values remembered per input column (serving.rows); 0: none
     warm_days: int = 90  # the lake's latest validated days whose rows fill the memos at start-up (a training window)
-    onnx_threads: int = 2  # threads of an ONNX call of serving.models.WIDE_ROWS rows or more (fewer: one)
+    onnx_threads: int = 2  # threads of an ONNX call of serving.models.WIDE_ROWS rows or more (fewer, or trees: one)
     canary_share: float = 0.0  # share of unversioned requests the challenger answers
     shadow: bool = False  # the challenger scores every request too; logged, never returned
     log_sample: float = 1.0  # share of requests written to the request log

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 # Rows from which an ONNX call goes to the session on several threads: below, waking a second thread
-# costs more than it saves (one row: +0.09 ms; 1,000 rows: -4 ms of 18 on two threads).
+# costs more than it saves (one row: +0.09 ms; 1,000 rows: -4 ms of 18 on two threads). A tree
+# ensemble has no such session: it scores on one thread (ml.onnx_scoring.TREE_OPS says why).
 WIDE_ROWS = 256
 
 
@@ -32,9 +33,16 @@ class ServedModel:
     version: str
     model: OnnxModel  # one thread
     wide: OnnxModel | None = None  # the same model on the watcher's `threads`, for WIDE_ROWS rows and more
+    # (never for a tree ensemble)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (self.wide if self.wide is not None and len(X) >= WIDE_ROWS else self.model).predict(X)
+
+
+def served_model(version: str, onnx: bytes, threads: int) -> ServedModel:
+    """One version's sessions: one thread, and `threads` for wide calls unless it is a tree ensemble."""
+    model = OnnxModel(onnx, threads=1)
+    return ServedModel(version, model, OnnxModel(onnx, threads=threads) if threads > 1 and not model.trees else None)
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Deployment:
 class ModelWatcher:
     """Polls the registry's aliases every `poll_s` seconds and swaps in the versions they name, each loaded
     from its registered ONNX artifact and warmed up before it takes traffic; with `threads` > 1, also as a
-    session on that many threads for large calls (`WIDE_ROWS`)."""
+    session on that many threads for large calls (`WIDE_ROWS`), unless it is a tree ensemble."""
 
     def __init__(self, mlflow: MlflowResource, specs: dict[str, UseCaseSpec], poll_s: float, threads: int = 1):
         self.mlflow, self.specs, self.poll_s, self.threads = mlflow, specs, poll_s, threads
@@ -63,8 +71,7 @@ class ModelWatcher:
         if held is not None:
             return held
         onnx = self.mlflow.load_onnx(name, version)
-        served = ServedModel(version, OnnxModel(onnx, threads=1),
-                             OnnxModel(onnx, threads=self.threads) if self.threads > 1 else None)
+        served = served_model(version, onnx, self.threads)
         for model in (served.model, served.wide):
             if model is not None:  # the first call allocates
                 model.predict(np.zeros((1, len(feature_names(spec))), dtype=np.float32))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import polars as pl
 import pytest
 
@@ -148,3 +149,21 @@ def test_the_mlp_refit_runs_the_epochs_early_stopping_chose_and_keeps_the_last()
     assert len(served_losses) == best  # exactly the chosen epochs, whatever the (in-sample) validation said
     assert served.refit_params()["stop_after"] == best
     assert make_model("trees", FAST_PARAMS["trees"]).refit_params() == make_model("trees", FAST_PARAMS["trees"]).params
+
+
+def test_a_tree_ensemble_scores_each_row_the_same_bits_in_any_batch_on_any_threads_asked(split):
+    """On several threads ONNX Runtime splits a row's sum over the trees for batches over 50 rows, so a
+    row's prediction depended on its batch (seen up to 2e-3 apart); one thread keeps it."""
+    X_train, y_train, X_val, y_val = split
+    onnx_bytes = make_model("trees", {"n_estimators": 120}).fit(X_train, y_train, X_val, y_val).to_onnx()
+    name = onnx.load_from_string(onnx_bytes).graph.input[0].name
+    alone = np.array([OnnxModel(onnx_bytes, threads=1).predict(X_val[i:i + 1])[0] for i in range(len(X_val))])
+    for threads in (1, 2):
+        model = OnnxModel(onnx_bytes, threads=threads)
+        assert model.trees and model.session.get_session_options().intra_op_num_threads == 1
+        np.testing.assert_array_equal(model.predict(X_val), alone)  # 500 rows in one call
+    # A plain session on two threads, as before: the whole batch does not score the same bits.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    whole = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"]).run(None, {name: X_val})[0]
+    assert not np.array_equal(whole.ravel().astype(np.float64), alone)
