@@ -7,7 +7,8 @@ The champion of online_load's scratch registry (300 LightGBM trees; `--root` kee
 scores 1,000 real validated rows of its lake, feature matrix built by the one feature definition,
 through plain onnxruntime sessions: the whole batch on one thread (what ml.onnx_scoring does for a
 tree ensemble) and on two (what the server did before for 256 rows or more), and in slices of
-`--slices` rows on one thread (ONNX Runtime picks its tree-ensemble loop by batch size). The ways alternate call by call, first back to back, then each after `--idle-ms` of sleep (a request
+`--slices` rows on one thread (ONNX Runtime picks its tree-ensemble loop by batch size). The ways
+alternate call by call, first back to back, then each after `--idle-ms` of sleep (a request
 arriving at 10/s on a quiet server). Medians in ms; each way's predictions are compared bit for bit
 with the whole batch on one thread. Results: benchmarks/results/tree_scoring.md.
 """
