@@ -82,9 +82,14 @@ def champion_onnx(root: Path) -> tuple[str, bytes]:
     return version, mlflow.load_onnx("rental_model", version)
 
 
+def validated_rows(root: Path) -> pl.DataFrame:
+    """Every validated row of the scratch lake."""
+    return pl.concat([pl.read_parquet(p) for p in sorted((root / "lake/rentals/validated").glob("*.parquet"))])
+
+
 def bodies(root: Path, rows: int, count: int) -> list[bytes]:
     """`count` request bodies of `rows` real validated rows each, drawn from the lake's days."""
-    validated = pl.concat([pl.read_parquet(p) for p in sorted((root / "lake/rentals/validated").glob("*.parquet"))])
+    validated = validated_rows(root)
     request_rows = RequestRows(BIKE_RENTALS)
     rng = np.random.default_rng(0)
     return [json.dumps(request_rows.request(validated[rng.integers(0, validated.height, rows)])).encode()

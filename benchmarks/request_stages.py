@@ -5,7 +5,7 @@ Usage (from the project root):
 
 The server's own stages, in this process and with its code: parse the V2 body, spell out the cells,
 judge them (row contract and features, memoized as the server does, warmed from the lake's last 90
-days), score with ONNX Runtime as the server does (a tree ensemble: one thread, in slices), and write
+days), score with ONNX Runtime as the server does (a tree ensemble: one thread), and write
 the answer. Each stage is timed per request, first with the requests back to back, then with
 `--idle-ms` of sleep before each: what a request arriving at 10/s meets on an otherwise quiet server
 (benchmarks/online_load.py's 1,000-row phase). The champion and the lake are online_load's (`--root`
@@ -80,7 +80,7 @@ def main() -> None:
                           f"--idle-ms {args.idle_ms:g}")
     lines += [
         "Medians in ms over the same requests (real validated rows of the lake); ONNX as the server scores "
-        "1,000 rows (the champion is a tree ensemble: one thread, slices of at most 256 rows); "
+        "1,000 rows (the champion is a tree ensemble: one thread); "
         "served total = the sum of its stages' medians.", "",
         "| | " + " | ".join(STAGES) + " | served total |", "|---|" + "---:|" * (len(STAGES) + 1),
         *[f"| {name} | " + " | ".join(f"{r[s]:.2f}" for s in STAGES) + f" | {sum(r.values()):.2f} |"

@@ -23,18 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.online_load import ROOT_HELP, champion_onnx, scratch_root  # noqa: E402
+from benchmarks.online_load import ROOT_HELP, champion_onnx, scratch_root, validated_rows  # noqa: E402
 from ml.features import build_features, feature_matrix  # noqa: E402
 from ml.models.base import as_features  # noqa: E402
 from ml.onnx_scoring import _session_options  # noqa: E402
 from ml.usecases import BIKE_RENTALS  # noqa: E402
 from orchestration.host import result_header, write_result  # noqa: E402
-
 
 
 def score(session: ort.InferenceSession, X: np.ndarray, rows: int | None) -> np.ndarray:
@@ -55,8 +53,7 @@ def main() -> None:
             **{f"slices of {rows}, 1 thread": (1, int(rows)) for rows in args.slices.split(",")}}
     with scratch_root(args.root) as root:
         version, onnx = champion_onnx(root)
-        validated = pl.concat([pl.read_parquet(p) for p in sorted((root / "lake/rentals/validated").glob("*.parquet"))])
-    rows = validated.sample(1000, with_replacement=True, seed=0)
+        rows = validated_rows(root).sample(1000, with_replacement=True, seed=0)
     X = as_features(feature_matrix(BIKE_RENTALS, build_features(BIKE_RENTALS, rows)))
     sessions = {threads: ort.InferenceSession(onnx, _session_options(threads), providers=["CPUExecutionProvider"])
                 for threads in (1, 2)}
