@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ml.features import build_features, feature_matrix, feature_names  # noqa: E402
+from ml.models import make_model  # noqa: E402
+from ml.models.trees import DEFAULTS as SERVED  # noqa: E402
 from ml.performance_estimate import (  # noqa: E402
     daily_mae,
     estimate_daily,
@@ -76,15 +78,9 @@ PRIMARY = VARIANTS[0]
 
 
 def served_fit_predict(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray) -> np.ndarray:
-    """The served model's recipe: LightGBM on log1p(cnt), counts back out, never negative.
-
-    One thread: on a shared 2-core machine LightGBM's thread pool makes each 2k-row fit 3-10x
-    slower under load; the model is the same recipe.
-    """
-    model = lightgbm.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=31, random_state=0,
-                                   verbose=-1, n_jobs=1)
-    model.fit(X_train, np.log1p(y_train))
-    return np.maximum(np.expm1(model.predict(X_test)), 0.0)
+    """The served model's recipe itself (`ml.models.trees` with its defaults), counts out, never negative."""
+    model = make_model("trees", {}).fit(X_train, y_train, X_train[-24:], y_train[-24:])
+    return np.maximum(model.predict(X_test), 0.0)
 
 
 def cutoffs() -> list[date]:
@@ -176,7 +172,8 @@ def main() -> None:
         f"{_cpus()} CPUs, {platform.machine()}, load average {load_avg} at start. lightgbm {lightgbm.__version__}.",
         "",
         f"Walk-forward on `data/bike_sharing_hourly.csv`: {len(per_cutoff)} cut-offs every {STEP_DAYS} days from "
-        f"{FIRST_CUTOFF}; at each, the served recipe (LGBMRegressor on log1p(cnt), 300 trees, lr 0.05, 31 leaves) "
+        f"{FIRST_CUTOFF}; at each, the served recipe (LightGBM on log1p(cnt), {SERVED['n_estimators']} trees, "
+        f"lr {SERVED['learning_rate']}, {SERVED['num_leaves']} leaves) "
         f"is fit on the {WINDOW_DAYS} days before the cut-off and scores each day up to the next one. The loss "
         f"estimator (`ml.performance_estimate`) is fit on the window's out-of-fold errors ({FOLDS} contiguous "
         "day blocks) and estimates each following day's MAE from features and served predictions only; the "
