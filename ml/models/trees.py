@@ -20,8 +20,8 @@ from ml.heavy import heavy_import
 from ml.models.base import ONNX_INPUT, ONNX_OUTPUT, CheckpointStore, as_features, resolve_params
 
 # Chosen on the development periods of both shipped data sets (2011 rentals, Mar-Jun 2018 Seoul), refit
-# every 7, 14 and 30 days: 15 leaves beat 31 by about 2% on both, and score 1,000 rows 1.3x faster; 100-300
-# trees are within 0.8% of each other (docs/decisions/lightgbm-trees.md).
+# every 7, 14 and 30 days: 15 leaves beat 31 by 1.5-1.8% on both and score 1,000 rows 1.3-1.5x faster; 100-300
+# trees are within 1% of each other (benchmarks/tree_capacity.py, docs/decisions/lightgbm-trees.md).
 DEFAULTS: dict[str, Any] = {
     "n_estimators": 300,
     "learning_rate": 0.05,
