@@ -1,7 +1,7 @@
 """The online tier under load: single-row requests at a fixed offered rate, then 1,000-row requests.
 
 Usage (from the project root):
-    .venv/bin/python benchmarks/online_load.py [--rate 500] [--seconds 20] [--big 200] [--root DIR]
+    .venv/bin/python benchmarks/online_load.py [--rate 500] [--seconds 20] [--big 200] [--rounds 5] [--root DIR]
 
 A scratch lake and registry get a champion (90 days ingested, one retrain: not timed; `--root` keeps
 and reuses them). The server runs as its own process (`python -m serving`, one uvicorn worker) on
@@ -218,6 +218,8 @@ def phase(name: str, url: str, payloads: list[bytes], rate: float, seconds: floa
 def server_latency(root: Path) -> list[dict]:
     """The server's own time per request (body received to response ready), from its request log."""
     storage = LocalStorage(root=str(root / "lake"))
+    if not (root / "lake/rentals/online_log").exists():  # SERVING_LOG_SAMPLE=0: nothing logged
+        return []
     days = sorted(p.name for p in (root / "lake/rentals/online_log").iterdir())
     requests = pl.concat([read_day(BIKE_RENTALS, storage, day) for day in days]).unique("request_id")
     return requests.group_by("request_rows").agg(
@@ -231,6 +233,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--big", type=int, default=200, help="1,000-row requests, sent at --big-rate per second")
     parser.add_argument("--big-rate", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of both phases against the same server")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--root", type=Path, help=ROOT_HELP)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/online_load")
@@ -243,41 +246,66 @@ def main() -> None:
         env = {**os.environ, "LAKE_ROOT": str(root / "lake"), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
                "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts")}
         server = start_server(env, port, "--use-case", "rentals", log=Path(tmp) / "server.log")
+        rounds = []
         try:
             url = URL.format(port=port)
             phase("warm-up", url, singles, 200, 3, server.pid, args.connections)
-            results = [phase("single row", url, singles, args.rate, args.seconds, server.pid, args.connections),
-                       phase("1,000 rows", url, big, args.big_rate, args.big / args.big_rate, server.pid, 4)]
+            for _ in range(args.rounds):
+                rounds.append([phase("single row", url, singles, args.rate, args.seconds, server.pid, args.connections),
+                               phase("1,000 rows", url, big, args.big_rate, args.big / args.big_rate, server.pid, 4)])
         finally:
             server.terminate()
             server.wait(60)
         logged = server_latency(root)
-    write(args, results, logged)
+    write(args, rounds, logged)
 
 
-def write(args, results: list[dict], logged: list[dict]) -> None:
-    single, big = results
-    # Open loop: 500 requests a second were sent on schedule whatever the answers; the server kept up when
-    # every one was answered within the p99 bar. (The achieved rate divides by the time to the last answer,
-    # so it reads a hair under the offered one even then.)
-    met = {"single": single["offered_rps"] >= 500 and single["ok"] == single["requests"] and single["p99_ms"] <= 10,
-           "big": big["p99_ms"] <= 20 and not big["failed"]}
+def met(result: dict) -> bool:
+    """A phase's target (issue 11). Open loop: the offered rate was sent on schedule whatever the answers,
+    so the server kept up when every request was answered within the p99 bar. (The achieved rate divides
+    by the time to the last answer, so it reads a hair under the offered one even then.)"""
+    if result["rows_per_request"] == 1:
+        return result["offered_rps"] >= 500 and result["ok"] == result["requests"] and result["p99_ms"] <= 10
+    return result["p99_ms"] <= 20 and not result["failed"]
+
+
+def median_round(results: list[dict]) -> dict:
+    """One phase over the rounds: the median of each round's figures, failures summed."""
+    return {**results[0], "ok": sum(r["ok"] for r in results), "failed": sum(r["failed"] for r in results),
+            "requests": sum(r["requests"] for r in results),
+            **{k: float(np.median([r[k] for r in results]))
+               for k in ("achieved_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "server_cpu_per_request_ms",
+                         "generator_cpu_per_request_ms")}}
+
+
+def write(args, rounds: list[list[dict]], logged: list[dict]) -> None:
+    phases = [median_round([r[k] for r in rounds]) for k in range(2)]
+    targets = (">= 500 req/s, p99 <= 10 ms", "p99 <= 20 ms")
+
+    def row(name: str, r: dict, target: str) -> str:
+        return (f"| {name} | {r['offered_rps']:g} | {r['achieved_rps']:.0f} | {r['ok']} | {r['failed']} | "
+                f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
+                f"{r['server_cpu_per_request_ms']:.2f} | {r['generator_cpu_per_request_ms']:.2f} | {target} |")
+
     lines = [
         "# Online tier under load", "",
         f"Command: `.venv/bin/python benchmarks/online_load.py --rate {args.rate:g} --seconds {args.seconds:g} "
-        f"--big {args.big}`  ",
+        f"--big {args.big} --rounds {len(rounds)}`  ",
         f"Machine: {describe()}, shared with the load generator (same machine, loopback); "
         f"{time.strftime('%Y-%m-%d %H:%M')}", "",
-        "Latency is measured by the client from the moment each request was due (open loop).", "",
+        "Latency is measured by the client from the moment each request was due (open loop). One server, "
+        f"{len(rounds)} rounds of both phases; a p99 of one round is the 2nd-3rd slowest of its 200 large "
+        "requests, which the host's noise moves by a few ms from round to round, so the target is judged on "
+        "the median round (the machine is noisy: medians), and every round is listed.", "",
         "| phase | offered req/s | achieved req/s | ok | failed | p50 ms | p90 ms | p99 ms | max ms "
-        "| server CPU ms/request | generator CPU ms/request | load before | load after | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
-        *[f"| {r['phase']} | {r['offered_rps']:g} | {r['achieved_rps']:.0f} | {r['ok']} | {r['failed']} | "
-          f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
-          f"{r['server_cpu_per_request_ms']:.2f} | {r['generator_cpu_per_request_ms']:.2f} | {' / '.join(map(str, r['load_before']))} | "
-          f"{' / '.join(map(str, r['load_after']))} | {target} ({'met' if ok else 'missed'}) |"
-          for r, target, ok in ((single, ">= 500 req/s, p99 <= 10 ms", met["single"]),
-                                (big, "p99 <= 20 ms", met["big"]))], "",
+        "| server CPU ms/request | generator CPU ms/request | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *[row(f"{r['phase']}, median of {len(rounds)} rounds", r,
+              f"{target} (**{'met' if met(r) else 'missed'}**; met in "
+              f"{sum(met(x[k]) for x in rounds)} of {len(rounds)} rounds)")
+          for k, (r, target) in enumerate(zip(phases, targets))],
+        *[row(f"{r['phase']}, round {i + 1}", r, "met" if met(r) else "missed")
+          for k in range(2) for i, r in enumerate(x[k] for x in rounds)], "",
         "## The server's own time per request (from its request log: body received to response ready)", "",
         "| rows per request | requests | p50 ms | p90 ms | p99 ms |", "|---:|---:|---:|---:|---:|",
         *[f"| {r['request_rows']} | {r['requests']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} |"
@@ -285,8 +313,9 @@ def write(args, results: list[dict], logged: list[dict]) -> None:
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"phases": results, "server_latency": logged, "met": met},
-                                                        indent=2) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"phases": phases, "rounds": rounds, "server_latency": logged,
+         "met": {"single": met(phases[0]), "big": met(phases[1])}}, indent=2) + "\n")
     print("\n".join(lines))
 
 
