@@ -285,21 +285,25 @@ def estimate_daily(estimator: LossEstimator, X: np.ndarray, prediction: ArrayLik
 
 @dataclass(frozen=True)
 class LabelFeedback:
-    """How the latest labelled days correct today's estimate.
+    """How the serving model's latest labelled days correct today's estimate.
 
     DLE cannot see concept drift (demand growing under unchanged features), so its error drifts in
     one direction while a model ages: in the 2011-2012 bike replay the estimate ran at 0.85x the
     realized MAE. Once labels land, the median realized / estimated ratio over the serving model's
     last `max_days` labelled days measures that drift; today's estimate is multiplied by it. The
     median, not the mean, so one storm day does not move it. Until the serving model has `min_days`
-    labelled days of its own, the latest `max_days` labelled days of the models before it stand in:
-    the ratio is mostly a property of the recipe and the season, which a new champion shares with
-    the one it replaced, and leaving a new champion uncorrected made its first days' estimates the
-    worst (bike replay, 2011 development days: same median error, correlation 0.25 -> 0.28).
+    labelled days of its own, the estimate is left uncorrected.
+
+    Only the serving model's own days: the days of the model it replaced are a biased sample. A
+    retrain follows days on which the old model erred more than its estimate said (that is what
+    triggers it), so their ratio runs high, and lent to the new champion it made its first days'
+    estimates run high (bike replay, first 3 days of each model: +31% median signed error in 2012, +1%
+    uncorrected). Own days only, from 2, was no worse than lending on the development days of both
+    replays, in median error and correlation (benchmarks/label_feedback.py).
     """
 
     max_days: int = 28
-    min_days: int = 3
+    min_days: int = 2
 
     def scale(self, realized: ArrayLike, estimated: ArrayLike, own: ArrayLike | None = None) -> tuple[float, int]:
         """(scale, days used) from labelled days' realized and uncorrected estimated MAEs, oldest first;
@@ -307,10 +311,11 @@ class LabelFeedback:
         real = np.asarray(realized, dtype=np.float64)
         est = np.asarray(estimated, dtype=np.float64)
         ok = np.isfinite(real) & np.isfinite(est) & (est > 0)
-        everyone = np.arange(real.size)
-        mine = everyone if own is None else everyone[np.asarray(own, dtype=bool)]
-        own_days, recent_days = (days[ok[days]] for days in (mine[-self.max_days:], everyone[-self.max_days:]))
-        for days in (own_days, recent_days):
-            if days.size >= self.min_days:
-                return float(np.median(real[days] / est[days])), int(days.size)
-        return 1.0, int(own_days.size)
+        days = np.arange(real.size)
+        if own is not None:
+            days = days[np.asarray(own, dtype=bool)]
+        days = days[-self.max_days:]
+        days = days[ok[days]]
+        if days.size < self.min_days:
+            return 1.0, int(days.size)
+        return float(np.median(real[days] / est[days])), int(days.size)

@@ -172,12 +172,13 @@ def test_label_feedback_waits_for_enough_labelled_days_and_uses_only_the_latest(
     assert feedback.scale([30.0, 30.0, 11.0, float("nan"), 9.0], [10.0] * 5) == (1.0, 2)
 
 
-def test_label_feedback_borrows_the_earlier_models_days_until_the_serving_model_has_its_own():
-    feedback = LabelFeedback(max_days=4, min_days=3)
-    realized, estimated = [13.0, 12.0, 12.0, 12.0, 15.0, 15.0], [10.0] * 6
-    # A champion promoted two days ago: its 2 days are too few, the latest 4 days of any model stand in.
-    assert feedback.scale(realized, estimated, [False] * 4 + [True] * 2) == (pytest.approx(1.35), 4)
-    # With 3 days of its own, only its own count, and older days of the model before it do not.
-    assert feedback.scale(realized, estimated, [False] * 3 + [True] * 3) == (pytest.approx(1.5), 3)
-    # Too few labelled days of anyone: no correction, and the serving model's own days are reported.
-    assert feedback.scale([13.0, 15.0], [10.0, 10.0], [False, True]) == (1.0, 1)
+def test_label_feedback_counts_only_the_serving_models_own_days():
+    feedback = LabelFeedback(max_days=4, min_days=2)
+    realized, estimated = [13.0, 12.0, 12.0, 12.0, 20.0, 15.0], [10.0] * 6
+    # A champion promoted yesterday: its one day is too few, and the days of the model it replaced (which
+    # erred more than estimated: why it was replaced) are not lent to it. No correction.
+    assert feedback.scale(realized, estimated, [False] * 5 + [True]) == (1.0, 1)
+    # With 2 days of its own, only its own count.
+    assert feedback.scale(realized, estimated, [False] * 4 + [True] * 2) == (pytest.approx(1.75), 2)
+    # Its own days beyond `max_days` fall out.
+    assert feedback.scale(realized, estimated, [True] * 6) == (pytest.approx(1.35), 4)
