@@ -7,8 +7,8 @@ Usage (from the project root, after the replays):
 Each replay's lake keeps, per labelled day, the uncorrected DLE estimate (`estimated_mae_dle` in the
 drift report), the realized MAE and the serving version (the performance report). The label feedback
 only scales the estimate (`ml.performance_estimate.LabelFeedback`), so any rule can be applied to those
-days afterwards, day by day from the days before each, exactly as the drift report applies it (the
-same 60-day look-back): the estimates a replay would have stored under that rule, as long as the rule
+days afterwards, day by day, from the labelled days the drift report reads for it
+(`assets.monitoring.labelled_history`): the estimates a replay would have stored under that rule, as long as the rule
 does not change a retrain decision (a replay run with the rule tells). Compared: the shipped rule (the
 serving model's own days, from `min_days`) at several `min_days`, and the rule it replaced (until the
 serving model had 3 days of its own, the latest 28 days of any model). Development days are bike 2011
@@ -27,12 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from assets.monitoring import labelled_history  # noqa: E402
 from ml.performance_estimate import LabelFeedback  # noqa: E402
 from ml.usecases import USE_CASES  # noqa: E402
 from orchestration.host import result_header, write_result  # noqa: E402
+from orchestration.replay import estimate_error  # noqa: E402
 from resources.storage import LocalStorage  # noqa: E402
 
-LOOK_BACK_DAYS = 60  # assets.monitoring.labelled_history's default
 REPLAYS = (("rentals", "var/replay", "2012-01-01"), ("seoul_bikes", "var/replay_seoul_bikes", "2018-07-01"))
 
 
@@ -51,35 +52,40 @@ class LendingFeedback(LabelFeedback):
         return LabelFeedback.scale(self, real, est, None)
 
 
-def stored_days(use_case: str, root: Path) -> dict[str, np.ndarray]:
-    """Per labelled day, oldest first: day, realized MAE, uncorrected estimate, serving version."""
+@dataclass(frozen=True)
+class StoredDay:
+    """A labelled day of a replay: its realized MAE, its uncorrected estimate and the labelled days before
+    it as the drift report read them (realized, uncorrected estimated, served by the same version)."""
+
+    day: str
+    realized: float
+    dle: float
+    history: tuple[list[float], list[float], list[bool]]
+
+
+def stored_days(use_case: str, root: Path) -> list[StoredDay]:
+    """The replay's labelled days with a stored estimate, oldest first (a performance report carries the
+    estimate its day was given)."""
     spec, lake = USE_CASES[use_case], LocalStorage(root=str(root / "lake"))
-    rows = []
+    days = []
     for key in lake.list_keys(f"{spec.name}/performance/"):
-        day = key.rsplit("/", 1)[1].removesuffix(".json")
-        performance, drift = lake.read_json(key), lake.read_json(f"{spec.name}/drift/{day}.json")
-        if performance.get("mae") is not None and drift.get("estimated_mae_dle") is not None:
-            rows.append((day, performance["mae"], drift["estimated_mae_dle"], performance["model_version"]))
-    if not rows:
+        report = lake.read_json(key)
+        if report.get("mae") is not None and report.get("estimated_mae_dle") is not None:
+            days.append(StoredDay(report["day"], report["mae"], report["estimated_mae_dle"],
+                                  labelled_history(spec, lake, report["day"], report["model_version"])))
+    if not days:
         raise SystemExit(f"{root}: no labelled days with a stored estimate; run the replay of {use_case} first")
-    day, real, dle, version = zip(*rows)
-    return {"day": np.array(day), "real": np.array(real), "dle": np.array(dle), "version": np.array(version)}
+    return days
 
 
-def rescored(days: dict[str, np.ndarray], feedback: LabelFeedback) -> np.ndarray:
-    """Each day's estimate under `feedback`, from the labelled days of the `LOOK_BACK_DAYS` before it."""
-    dates = days["day"].astype("datetime64[D]")
-    out = np.empty(dates.size)
-    for i, today in enumerate(dates):
-        before = (dates < today) & (dates >= today - LOOK_BACK_DAYS)
-        scale, _ = feedback.scale(days["real"][before], days["dle"][before], days["version"][before] == days["version"][i])
-        out[i] = days["dle"][i] * scale
-    return out
+def rescored(days: list[StoredDay], feedback: LabelFeedback | None) -> np.ndarray:
+    """Each day's estimate under `feedback` (None: uncorrected)."""
+    return np.array([d.dle * (feedback.scale(*d.history)[0] if feedback else 1.0) for d in days])
 
 
 def accuracy(estimate: np.ndarray, real: np.ndarray) -> str:
-    error = np.median(np.abs(estimate - real) / real)
-    return f"{error:.3f} / {np.corrcoef(estimate, real)[0, 1]:.3f}"
+    error = estimate_error(estimate, real)
+    return f"{error['median_abs_rel_error']:.3f} / {error['correlation']:.3f}"
 
 
 def main() -> None:
@@ -94,13 +100,14 @@ def main() -> None:
     lines += ["Median relative error / correlation of the estimated against the realized daily MAE.", ""]
     for use_case, root, split in REPLAYS:
         days = stored_days(use_case, ROOT / root)
-        dev = days["day"] < split
+        real = np.array([d.realized for d in days])
+        dev = np.array([d.day < split for d in days])
         lines += [f"## {use_case} ({root}): development days before {split} ({dev.sum()}), test days from it "
                   f"({(~dev).sum()})", "", "| rule | development | test | all |", "|---|---|---|---|"]
         for name, feedback in rules.items():
-            est = days["dle"] if feedback is None else rescored(days, feedback)
-            lines.append(f"| {name} | {accuracy(est[dev], days['real'][dev])} | "
-                         f"{accuracy(est[~dev], days['real'][~dev])} | {accuracy(est, days['real'])} |")
+            est = rescored(days, feedback)
+            lines.append(f"| {name} | {accuracy(est[dev], real[dev])} | {accuracy(est[~dev], real[~dev])} | "
+                         f"{accuracy(est, real)} |")
         lines.append("")
     write_result(args.out, lines)
 

@@ -271,8 +271,8 @@ def met(result: dict) -> bool:
 
 def median_round(results: list[dict]) -> dict:
     """One phase over the rounds: the median of each round's figures, failures summed."""
-    return {**results[0], "ok": sum(r["ok"] for r in results), "failed": sum(r["failed"] for r in results),
-            "requests": sum(r["requests"] for r in results),
+    return {**{k: results[0][k] for k in ("phase", "rows_per_request", "offered_rps", "seconds")},
+            **{k: sum(r[k] for r in results) for k in ("requests", "ok", "failed")},
             **{k: float(np.median([r[k] for r in results]))
                for k in ("achieved_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "server_cpu_per_request_ms",
                          "generator_cpu_per_request_ms")}}

@@ -60,6 +60,12 @@ def mae(spec: UseCaseSpec, frame: pl.DataFrame, columns: list[str], by: pl.Expr 
     return rows.group_by(by).agg(aggs).sort(by.meta.output_name()) if by is not None else rows.select(aggs)
 
 
+def estimate_error(estimated: np.ndarray, realized: np.ndarray) -> dict:
+    """Median |estimated - realized| / realized and the correlation, of daily MAEs."""
+    return {"median_abs_rel_error": round(float(np.median(np.abs(estimated - realized) / realized)), 3),
+            "correlation": round(float(np.corrcoef(estimated, realized)[0, 1]), 3)}
+
+
 def estimate_accuracy(spec: UseCaseSpec, storage: LocalStorage, days: list[str]) -> dict:
     """Label-free estimate against the realized daily MAE: median |est - real| / real, correlation, coverage;
     and the same for the DLE estimate before the label feedback corrected it."""
@@ -73,14 +79,9 @@ def estimate_accuracy(spec: UseCaseSpec, storage: LocalStorage, days: list[str])
     if not rows:
         return {"days": 0}
     est, low, high, dle, real = np.array(rows).T
-
-    def accuracy(e: np.ndarray) -> dict:
-        return {"median_abs_rel_error": round(float(np.median(np.abs(e - real) / real)), 3),
-                "correlation": round(float(np.corrcoef(e, real)[0, 1]), 3)}
-
-    return {"days": len(rows), **accuracy(est),
+    return {"days": len(rows), **estimate_error(est, real),
             "interval_coverage": round(float(np.mean((real >= low) & (real <= high))), 3),
-            "without_label_feedback": accuracy(dle)}
+            "without_label_feedback": estimate_error(dle, real)}
 
 
 def main() -> None:
